@@ -1,0 +1,92 @@
+/*  rst_event — the funnel event and its msgpack codec (schemas/events.md).
+
+    Every event is one msgpack map with a schema version ("v"). Events are
+    born in the front (clicks) or the bots node (later: start, checkout,
+    payment), journaled there, and pushed downstream as ZeroMQ messages that
+    hold one or more maps back to back. Downstream nodes decode them with
+    rst_event_decode and must treat every byte as untrusted input: a decode
+    failure is counted and dropped, never asserted (STYLE.md §6).
+
+    String fields are rst_str_t views. In an event built by the caller they
+    borrow the caller's memory (e.g. an h2o request pool); in an event that
+    rst_event_decode returned they point into the event's own arena and live
+    until rst_event_destroy.
+*/
+#ifndef RST_EVENT_H
+#define RST_EVENT_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RST_EVENT_SCHEMA_VERSION 1
+#define RST_EVENT_MAX_UTM        16     //  utm_* parameters kept per event
+#define RST_EVENT_MAX_BYTES      65536  //  larger maps are rejected by the decoder
+#define RST_EVENT_ID_MAX         64     //  event_id and click_id length limit
+
+typedef enum {
+    RST_EVENT_CLICK = 1,    //  GET /go/<slug> that got a 302 → Meta PageView
+} rst_event_type_t;
+
+typedef struct {
+    const char *ptr;        //  not NUL-terminated; NULL with len 0 = absent
+    size_t len;
+} rst_str_t;
+
+typedef struct {
+    rst_str_t key;          //  full parameter name, e.g. "utm_source"
+    rst_str_t value;
+} rst_kv_t;
+
+typedef struct {
+    uint32_t version;       //  schema version the event was written with
+    rst_event_type_t type;
+    rst_str_t event_id;     //  unique per action, kept through every stage (Meta's event_id)
+    rst_str_t src;          //  journal that accepted it, e.g. "front.0"; acks go back there
+    uint64_t seq;           //  sequence number in that journal
+    int64_t time_ms;        //  when the action happened, Unix milliseconds
+    int64_t owner_id;       //  users.id of the pool's owner
+    int64_t pool_id;
+    int64_t bot_id;
+    rst_str_t pixel_id;     //  Meta pixel (dataset) id
+    rst_str_t click_id;     //  [A-Za-z0-9_-]{1,64}; the Telegram start parameter
+    rst_str_t pool_slug;
+    rst_str_t bot_username;
+    rst_str_t ip;           //  visitor address (after trusted-proxy resolution)
+    rst_str_t user_agent;
+    rst_str_t url;          //  full request URL, scheme and host included
+    rst_str_t referer;
+    rst_str_t fbclid;
+    rst_str_t fbc;          //  fb.1.<ms>.<fbclid>, built at the click
+    rst_str_t fbp;          //  from the _fbp cookie, as is
+    size_t utm_count;
+    rst_kv_t utm[RST_EVENT_MAX_UTM];
+    void *arena;            //  owned storage of a decoded event; NULL for a built one
+} rst_event_t;
+
+//  Zeroes SELF and sets version to RST_EVENT_SCHEMA_VERSION.
+void rst_event_init (rst_event_t *self);
+
+//  Makes a view of a NUL-terminated string (NULL gives an absent string).
+rst_str_t rst_str (const char *cstr);
+
+//  Appends SELF as one msgpack map to PK. Absent optional strings are
+//  omitted. Returns 0, or -1 if a required field is missing (a bug).
+int rst_event_pack (const rst_event_t *self, msgpack_packer *pk);
+
+//  Decodes the map that starts at DATA + *OFFSET (LEN bytes in all) and
+//  advances *OFFSET past it, so a caller can loop over a multi-event message.
+//  Returns a new event the caller owns (rst_event_destroy), or NULL with the
+//  reason in ERR: truncated data, not a map, unknown schema version, a field
+//  of the wrong type or too long, a required field missing. On NULL, *OFFSET
+//  is set to LEN when the rest of the message cannot be resynchronised.
+rst_event_t *rst_event_decode (const char *data, size_t len, size_t *offset, char *err,
+                               size_t errlen);
+
+//  Frees a decoded event and sets *SELF_P to NULL. Safe on NULL.
+void rst_event_destroy (rst_event_t **self_p);
+
+//  Name of a type ("click"), or "unknown".
+const char *rst_event_type_name (rst_event_type_t type);
+
+#endif

@@ -1,0 +1,2 @@
+/*  rastro-front — placeholder until implemented. */
+int main (void) { return 1; }

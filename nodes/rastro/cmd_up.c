@@ -1,0 +1,4 @@
+/*  cmd_up — placeholder until implemented. */
+#include "commands.h"
+#include <stdio.h>
+int cmd_up (int argc, char **argv, const rst_config_t *cfg) { (void) argc; (void) argv; (void) cfg; fprintf (stderr, "rastro: not implemented yet\n"); return 1; }

@@ -1,0 +1,64 @@
+/*  rastro — the one command for people.
+
+    `rastro <command> ...` dispatches to the functions of commands.h. The
+    config (rst_config: defaults, config file, RASTRO_* environment) is
+    loaded once here and handed to every command.
+*/
+#include "commands.h"
+#include "rst_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run) (int argc, char **argv, const rst_config_t *cfg);
+    const char *summary;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"up", cmd_up, "start every node of the topology in the foreground; Ctrl-C stops them"},
+    {"status", cmd_status, "show each node and its state"},
+    {"user", cmd_user, "add or list users (the owners of everything else)"},
+    {"pixel", cmd_pixel, "add or list Meta pixels (token encrypted at rest)"},
+    {"bot", cmd_bot, "add, list or mark Telegram bots"},
+    {"pool", cmd_pool, "add, list, enable or disable pools (the /go/<slug> links)"},
+    {"db", cmd_db, "start/stop the private PostgreSQL, apply migrations, open psql"},
+    {NULL, NULL, NULL},
+};
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: rastro <command> [options]   (rastro <command> --help for more)\n\n"
+                  "commands:\n");
+    for (const s_command_t *c = s_commands; c->name; c++)
+        fprintf (out, "  %-8s %s\n", c->name, c->summary);
+    fprintf (out, "\nenvironment: RASTRO_DATA_DIR (default ./var), RASTRO_DATABASE_URL, "
+                  "RASTRO_HTTP_PORT,\nRASTRO_TRUSTED_PROXIES, RASTRO_TELEGRAM_API_URL, "
+                  "RASTRO_META_GRAPH_URL, RASTRO_META_API_VERSION,\nRASTRO_MASTER_KEY_FILE, "
+                  "RASTRO_TOPOLOGY, RASTRO_CONFIG, RASTRO_LOG_LEVEL (see README.md).\n");
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")
+        || !strcmp (argv[1], "help")) {
+        s_usage (argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const s_command_t *c = s_commands; c->name; c++) {
+        if (strcmp (argv[1], c->name))
+            continue;
+        rst_config_t cfg;
+        char err[512];
+        if (rst_config_load (&cfg, err, sizeof err)) {
+            fprintf (stderr, "rastro: %s\n", err);
+            return 1;
+        }
+        return c->run (argc - 1, argv + 1, &cfg);
+    }
+    fprintf (stderr, "rastro: unknown command '%s' (rastro --help lists them)\n", argv[1]);
+    return 2;
+}

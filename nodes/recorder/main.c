@@ -1,0 +1,2 @@
+/*  rastro-recorder — placeholder until implemented. */
+int main (void) { return 1; }
