@@ -40,6 +40,10 @@ void rst_metrics_set (rst_metrics_t *self, int metric, double value);
 void rst_metrics_observe (rst_metrics_t *self, int metric, double value);
 double rst_metrics_value (const rst_metrics_t *self, int metric);
 
+//  Copies every declaration and value of SRC into DST (a registry from
+//  rst_metrics_new). Used to publish a thread's registry to a reader.
+void rst_metrics_copy (rst_metrics_t *dst, const rst_metrics_t *src);
+
 //  Renders COUNT registries (same declarations) as Prometheus text. Returns
 //  a new NUL-terminated string the caller frees, or NULL.
 char *rst_metrics_render_many (rst_metrics_t *const *registries, size_t count);

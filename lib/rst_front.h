@@ -1,0 +1,50 @@
+/*  rst_front — the public HTTP node: redirects, health and metrics.
+
+    h2o (libh2o-evloop) with one event loop per thread, each on its own
+    SO_REUSEPORT listener. Routes:
+
+      GET|HEAD /go/<slug>   302 to https://t.me/<bot>?start=<click_id>, with
+                            Cache-Control: no-store, after the click is in the
+                            journal. 400 bad slug / URL or header too long,
+                            404 unknown or disabled pool, 503 + Retry-After
+                            when no bot is usable or the journal refused the
+                            write. Nothing is journaled for any of these.
+      GET /healthz          200 "ok" once pools are loaded, else 503.
+      GET /metrics          Prometheus text of every thread and the keeper.
+
+    Click path: on_go validates and picks the bot from the thread's own
+    snapshot copy, builds the click in the request's memory pool, and parks
+    the request. At the end of the loop iteration (h2o's zero timeout) the
+    thread packs every parked click, writes them all in one journal
+    transaction (group commit), answers them, then pushes the packed batch
+    downstream in one ZeroMQ message with ZMQ_DONTWAIT — never blocking. If
+    the push fails, the keeper (rst_keeper) replays from the journal.
+
+    Threads: N HTTP threads, the keeper thread, the snapshot thread (a
+    PostgreSQL connection that LISTENs on rastro_config and sends each HTTP
+    thread a fresh copy of the pools when they change, or every
+    RST_SNAPSHOT_REFRESH_S seconds). The only shared mutable state is each
+    thread's published metrics copy, behind its own mutex, copied once a second.
+*/
+#ifndef RST_FRONT_H
+#define RST_FRONT_H
+
+#include "rst_config.h"
+#include "rst_topology.h"
+
+typedef struct rst_front_t rst_front_t;
+
+//  Builds the front for INSTANCE: opens the journal, binds the listeners and
+//  starts every thread. CFG and TOPO are borrowed and must outlive the front.
+//  Returns a new front the caller owns, or NULL with a reason in ERR.
+rst_front_t *rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance,
+                            char *err, size_t errlen);
+
+//  Stops every thread, closes the journal after a final sync, frees the
+//  front and sets *SELF_P to NULL. Safe on NULL.
+void rst_front_destroy (rst_front_t **self_p);
+
+//  Writes the heartbeat file with the current metrics. Returns 0 or -1.
+int rst_front_heartbeat (rst_front_t *self);
+
+#endif

@@ -1,0 +1,357 @@
+/*  rst_keeper — see rst_keeper.h.
+
+    The thread's loop:
+
+        poll(acks, sync_ms)
+          ├─ ack messages → rst_journal_ack (one write txn per drained burst)
+          ├─ every sync_ms → rst_journal_sync
+          └─ every second → replay step, journal stats, publish metrics
+
+    Replay pass state: `pass_cursor` is the last sequence pushed in the
+    current pass; a pass starts every replay_after seconds and walks the
+    journal from the beginning, pushing entries born before (now -
+    replay_after) in slices of S_REPLAY_SLICE per second, until it reaches
+    young entries or the PUSH pipe is full. Downstream de-duplicates by
+    event_id, so replaying an entry whose ack is merely late is harmless.
+*/
+#include "rst_keeper.h"
+#include "rst_log.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_REPLAY_SLICE     2000     //  entries pushed per second at most, per pass step
+#define S_ACKS_PER_TXN     8192     //  seqs applied per ack transaction at most
+#define S_SOCKET_HWM       100000
+#define S_LINGER_MS        500
+
+struct rst_keeper_t {
+    rst_journal_t *journal;         //  borrowed
+    void *acks;                     //  PULL, bound
+    void *push;                     //  PUSH to the events endpoints (replays)
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    int sync_ms;                    //  fsync interval
+    int64_t replay_after_ms;
+    int64_t started_ms;             //  entries born before this are from a previous run
+    uint64_t pass_cursor;           //  see the banner
+    int pass_active;
+    int64_t next_pass_ms;
+    rst_metrics_t *metrics;         //  owned by the thread
+    rst_metrics_t *published;       //  copy for readers, under `lock`
+    pthread_mutex_t lock;
+    int m_acks, m_acked, m_ack_bad, m_replayed, m_replay_full, m_depth, m_oldest, m_sync,
+        m_sync_fail;
+    uint64_t seqs[S_ACKS_PER_TXN];  //  scratch for one ack transaction
+};
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_declare (rst_keeper_t *self)
+{
+    rst_metrics_t *m = self->metrics;
+    self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_ack_messages_total",
+                                    "Ack messages received from downstream stages.", NULL, 0);
+    self->m_acked = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_acked_total",
+                                     "Journal entries fully acknowledged and deleted.", NULL, 0);
+    self->m_ack_bad = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_ack_rejected_total",
+                                       "Malformed ack messages dropped.", NULL, 0);
+    self->m_replayed = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_replayed_total",
+                                        "Unacknowledged entries pushed again.", NULL, 0);
+    self->m_replay_full
+        = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_replay_blocked_total",
+                           "Replay passes cut short because downstream was full or absent.",
+                           NULL, 0);
+    self->m_depth = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_journal_depth",
+                                     "Journal entries waiting for acknowledgement.", NULL, 0);
+    self->m_oldest = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_journal_oldest_age_seconds",
+                                      "Age of the oldest unacknowledged entry.", NULL, 0);
+    self->m_sync = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_syncs_total",
+                                    "Journal fsyncs.", NULL, 0);
+    self->m_sync_fail = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_sync_failures_total",
+                                         "Journal fsyncs that failed.", NULL, 0);
+}
+
+//  Decodes one ack message into self->seqs starting at *N. Returns the ack
+//  bit, or 0 if the message is malformed.
+static unsigned
+s_decode_ack (rst_keeper_t *self, const char *data, size_t len, size_t *n)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    size_t off = 0;
+    unsigned stage = 0;
+    if (msgpack_unpack_next (&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || up.data.type != MSGPACK_OBJECT_MAP)
+        goto done;
+    const msgpack_object_map *map = &up.data.via.map;
+    const msgpack_object_array *seqs = NULL;
+    int version = 0;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        if (k->via.str.size == 1 && k->via.str.ptr[0] == 'v'
+            && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            version = (int) v->via.u64;
+        else if (k->via.str.size == 5 && !memcmp (k->via.str.ptr, "stage", 5)
+                 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0
+                 && v->via.u64 <= 0x80)
+            stage = (unsigned) v->via.u64;
+        else if (k->via.str.size == 4 && !memcmp (k->via.str.ptr, "seqs", 4)
+                 && v->type == MSGPACK_OBJECT_ARRAY)
+            seqs = &v->via.array;
+    }
+    if (version != 1 || !stage || !seqs) {
+        stage = 0;
+        goto done;
+    }
+    for (uint32_t i = 0; i < seqs->size && *n < S_ACKS_PER_TXN; i++)
+        if (seqs->ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            self->seqs[(*n)++] = seqs->ptr[i].via.u64;
+done:
+    msgpack_unpacked_destroy (&up);
+    return stage;
+}
+
+//  Drains the acks socket; applies acks of one stage per transaction.
+static void
+s_drain_acks (rst_keeper_t *self)
+{
+    for (;;) {
+        size_t n = 0;
+        unsigned stage = 0;
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        while (n < S_ACKS_PER_TXN - 1024) {
+            if (zmq_msg_recv (&msg, self->acks, ZMQ_DONTWAIT) < 0)
+                break;
+            rst_metrics_inc (self->metrics, self->m_acks, 1);
+            size_t before = n;
+            unsigned s = s_decode_ack (self, zmq_msg_data (&msg), zmq_msg_size (&msg), &n);
+            if (!s) {
+                rst_metrics_inc (self->metrics, self->m_ack_bad, 1);
+                continue;
+            }
+            if (stage && s != stage) {
+                //  Different stage: apply what we have, then start over with this one.
+                int deleted = rst_journal_ack (self->journal, self->seqs, before, stage);
+                if (deleted > 0)
+                    rst_metrics_inc (self->metrics, self->m_acked, deleted);
+                memmove (self->seqs, self->seqs + before, (n - before) * sizeof (uint64_t));
+                n -= before;
+            }
+            stage = s;
+        }
+        zmq_msg_close (&msg);
+        if (n == 0)
+            return;
+        int deleted = rst_journal_ack (self->journal, self->seqs, n, stage);
+        if (deleted < 0)
+            rst_warn ("keeper", "applying %zu acks failed (lmdb); the entries will be replayed", n);
+        else
+            rst_metrics_inc (self->metrics, self->m_acked, deleted);
+        if (n < S_ACKS_PER_TXN - 1024)
+            return;
+    }
+}
+
+typedef struct {
+    rst_keeper_t *self;
+    uint64_t last;      //  last seq pushed
+    int blocked;        //  the PUSH pipe refused a message
+} s_replay_t;
+
+static int
+s_replay_one (void *arg, uint64_t seq, int64_t born_ms, const void *data, size_t len)
+{
+    s_replay_t *r = arg;
+    if (zmq_send (r->self->push, data, len, ZMQ_DONTWAIT) < 0) {
+        r->blocked = 1;
+        return 1;
+    }
+    rst_metrics_inc (r->self->metrics, r->self->m_replayed, 1);
+    r->last = seq;
+    return 0;
+}
+
+static void
+s_replay_step (rst_keeper_t *self, int64_t now)
+{
+    if (!self->pass_active && now >= self->next_pass_ms) {
+        self->pass_active = 1;
+        self->pass_cursor = 0;
+        self->next_pass_ms = now + self->replay_after_ms;
+    }
+    if (!self->pass_active)
+        return;
+    //  The first pass after start pushes whatever a previous run left behind.
+    int64_t born_before = now - self->replay_after_ms;
+    if (born_before < self->started_ms && self->pass_cursor == 0)
+        born_before = self->started_ms - 1;
+    s_replay_t r = {self, self->pass_cursor, 0};
+    int visited = rst_journal_scan (self->journal, self->pass_cursor, born_before, S_REPLAY_SLICE,
+                                    s_replay_one, &r);
+    self->pass_cursor = r.last;
+    if (r.blocked)
+        rst_metrics_inc (self->metrics, self->m_replay_full, 1);
+    if (visited < 0 || r.blocked || visited < S_REPLAY_SLICE)
+        self->pass_active = 0;
+}
+
+static void
+s_measure (rst_keeper_t *self, int64_t now)
+{
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    if (rst_journal_stats (self->journal, &depth, &oldest) == 0) {
+        rst_metrics_set (self->metrics, self->m_depth, (double) depth);
+        rst_metrics_set (self->metrics, self->m_oldest,
+                         depth && oldest ? (double) (now - oldest) / 1000.0 : 0);
+    }
+    pthread_mutex_lock (&self->lock);
+    rst_metrics_copy (self->published, self->metrics);
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void *
+s_keeper_main (void *arg)
+{
+    rst_keeper_t *self = arg;
+    int64_t next_sync = s_now_ms () + self->sync_ms;
+    int64_t next_second = s_now_ms ();
+    while (!atomic_load (&self->stop)) {
+        zmq_pollitem_t item = {self->acks, 0, ZMQ_POLLIN, 0};
+        int64_t now = s_now_ms ();
+        long wait = (long) (next_sync - now);
+        if (wait < 0)
+            wait = 0;
+        if (zmq_poll (&item, 1, wait) < 0 && errno != EINTR) {
+            rst_error ("keeper", "zmq_poll: %s", zmq_strerror (errno));
+            break;
+        }
+        if (item.revents & ZMQ_POLLIN)
+            s_drain_acks (self);
+        now = s_now_ms ();
+        if (now >= next_sync) {
+            rst_metrics_inc (self->metrics,
+                             rst_journal_sync (self->journal) ? self->m_sync_fail : self->m_sync, 1);
+            next_sync = now + self->sync_ms;
+        }
+        if (now >= next_second) {
+            s_replay_step (self, now);
+            s_measure (self, now);
+            next_second = now + 1000;
+        }
+    }
+    s_drain_acks (self);
+    rst_journal_sync (self->journal);
+    s_measure (self, s_now_ms ());
+    return NULL;
+}
+
+static void *
+s_socket (void *zmq_ctx, int type)
+{
+    void *sock = zmq_socket (zmq_ctx, type);
+    if (!sock)
+        return NULL;
+    int linger = S_LINGER_MS, hwm = S_SOCKET_HWM, one = 1;
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (sock, type == ZMQ_PUSH ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_PUSH)
+        zmq_setsockopt (sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    return sock;
+}
+
+rst_keeper_t *
+rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *topo,
+                const char *node, int instance, char *err, size_t errlen)
+{
+    rst_keeper_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init (&self->lock, NULL);
+    self->journal = journal;
+    self->sync_ms = (int) rst_topology_get_long (topo, node, instance, "sync_ms", 10);
+    if (self->sync_ms < 1)
+        self->sync_ms = 1;
+    self->replay_after_ms = 1000 * rst_topology_get_long (topo, node, instance, "replay_after", 5);
+    if (self->replay_after_ms < 1000)
+        self->replay_after_ms = 1000;
+    self->started_ms = s_now_ms ();
+    self->next_pass_ms = self->started_ms;
+    self->metrics = rst_metrics_new ();
+    self->published = rst_metrics_new ();
+    if (!self->metrics || !self->published) {
+        snprintf (err, errlen, "out of memory");
+        goto fail;
+    }
+    s_declare (self);
+    rst_metrics_copy (self->published, self->metrics);
+    self->acks = s_socket (zmq_ctx, ZMQ_PULL);
+    self->push = s_socket (zmq_ctx, ZMQ_PUSH);
+    if (!self->acks || !self->push) {
+        snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (errno));
+        goto fail;
+    }
+    if (rst_topology_attach (topo, self->acks, node, instance, "acks", err, errlen)
+        || rst_topology_attach (topo, self->push, node, instance, "events", err, errlen))
+        goto fail;
+    if (pthread_create (&self->thread, NULL, s_keeper_main, self)) {
+        snprintf (err, errlen, "pthread_create failed");
+        goto fail;
+    }
+    self->thread_started = 1;
+    return self;
+fail:
+    rst_keeper_destroy (&self);
+    return NULL;
+}
+
+void
+rst_keeper_destroy (rst_keeper_t **self_p)
+{
+    rst_keeper_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->thread_started) {
+        atomic_store (&self->stop, 1);
+        pthread_join (self->thread, NULL);
+    }
+    if (self->acks)
+        zmq_close (self->acks);
+    if (self->push)
+        zmq_close (self->push);
+    rst_metrics_destroy (&self->metrics);
+    rst_metrics_destroy (&self->published);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+char *
+rst_keeper_render_metrics (rst_keeper_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    char *text = rst_metrics_render (self->published);
+    pthread_mutex_unlock (&self->lock);
+    return text;
+}

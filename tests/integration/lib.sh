@@ -1,0 +1,111 @@
+# lib.sh — shared helpers for the scripted integration tests.
+#
+# Source it first thing in a test:  . "$(dirname "$0")/lib.sh"; rt_setup NAME
+#
+# rt_setup gives the test a private temporary directory ($RT_DIR), its own
+# data directory (RASTRO_DATA_DIR), its own database on the suite's
+# PostgreSQL (RASTRO_TEST_SERVER, a libpq conninfo without dbname, exported
+# by scripts/test; when unset, a private cluster is started in $RT_DIR), and
+# cleans everything up on exit. Binaries come from $RASTRO_BUILD_DIR.
+# A failed check prints "FAIL: ..." and exits 1.
+
+set -euo pipefail
+
+RASTRO_SOURCE_DIR=${RASTRO_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+RASTRO_BUILD_DIR=${RASTRO_BUILD_DIR:-$RASTRO_SOURCE_DIR/build}
+export RASTRO_SOURCE_DIR RASTRO_BUILD_DIR
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$RASTRO_SOURCE_DIR/tests/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+RT_PIDS=()
+RT_NAME=""
+RT_DIR=""
+RT_OWN_CLUSTER=""
+
+rt_log() { echo "[$RT_NAME] $*" >&2; }
+rt_fail() { echo "FAIL [$RT_NAME]: $*" >&2; exit 1; }
+rt_bin() { echo "$RASTRO_BUILD_DIR/$1"; }
+rastro() { "$RASTRO_BUILD_DIR/rastro" "$@"; }
+
+# rt_free_port: prints a TCP port nobody listens on (bind 0, read it back).
+rt_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# rt_psql SQL...: runs SQL on the test database, unaligned, tuples only.
+rt_psql() { psql "$RASTRO_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtX -c "$*"; }
+
+# rt_bg CMD...: starts CMD in the background, logged to $RT_DIR/<n>.log; killed at exit.
+rt_bg() {
+  local log="$RT_DIR/bg-${#RT_PIDS[@]}.log"
+  "$@" >"$log" 2>&1 &
+  RT_PIDS+=($!)
+  RT_LAST_PID=$!
+  RT_LAST_LOG=$log
+}
+
+# rt_wait_for DESCRIPTION SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
+rt_wait_for() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || rt_fail "timed out after ${secs}s waiting for $what"
+    sleep 0.1
+  done
+}
+
+rt_assert_eq() {  # rt_assert_eq EXPECTED ACTUAL MESSAGE
+  [ "$1" = "$2" ] || rt_fail "$3: expected '$1', got '$2'"
+}
+
+# rt_fake_telegram: starts the fake Bot API; exports RASTRO_TELEGRAM_API_URL
+# and RT_TELEGRAM_PORT. Tokens it knows are set with its control API (see the fake).
+rt_fake_telegram() {
+  RT_TELEGRAM_PORT=$(rt_free_port)
+  rt_bg python3 "$RASTRO_SOURCE_DIR/tests/fakes/fake_telegram.py" --port "$RT_TELEGRAM_PORT"
+  export RASTRO_TELEGRAM_API_URL="http://127.0.0.1:$RT_TELEGRAM_PORT"
+  rt_wait_for "fake telegram" 10 curl -sf "$RASTRO_TELEGRAM_API_URL/_fake/health"
+}
+
+rt_cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${RT_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${RT_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if [ -n "${RT_DB:-}" ] && [ -n "${RASTRO_TEST_SERVER:-}" ]; then
+    psql "$RASTRO_TEST_SERVER dbname=postgres" -qAtX -c "DROP DATABASE IF EXISTS $RT_DB WITH (FORCE)" >/dev/null 2>&1
+  fi
+  if [ -n "$RT_OWN_CLUSTER" ]; then
+    RASTRO_DATA_DIR=$RT_OWN_CLUSTER "$RASTRO_BUILD_DIR/rastro" db stop >/dev/null 2>&1
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "---- logs of [$RT_NAME] (kept in $RT_DIR) ----" >&2
+    for f in "$RT_DIR"/*.log "$RT_DIR"/data/*.log; do
+      [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }
+    done
+  else
+    rm -rf "$RT_DIR"
+  fi
+  exit $rc
+}
+
+rt_setup() {
+  RT_NAME=$1
+  RT_DIR=$(mktemp -d "/tmp/rastro-it-$1.XXXXXX")
+  chmod 755 "$RT_DIR"
+  trap rt_cleanup EXIT
+  export RASTRO_DATA_DIR="$RT_DIR/data"
+  mkdir -p "$RASTRO_DATA_DIR"
+  if [ -z "${RASTRO_TEST_SERVER:-}" ]; then
+    RT_OWN_CLUSTER="$RT_DIR/pgcluster"
+    mkdir -p "$RT_OWN_CLUSTER"
+    RASTRO_DATA_DIR=$RT_OWN_CLUSTER "$RASTRO_BUILD_DIR/rastro" db start >"$RT_DIR/pg-start.log" 2>&1 \
+      || { cat "$RT_DIR/pg-start.log" >&2; rt_fail "could not start a private PostgreSQL"; }
+    export RASTRO_TEST_SERVER="host=$RT_OWN_CLUSTER/pg/run port=5432 user=rastro"
+  fi
+  RT_DB="rt_$(echo "$1" | tr -c 'a-z0-9\n' '_')_$$"
+  psql "$RASTRO_TEST_SERVER dbname=postgres" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $RT_DB" >/dev/null
+  export RASTRO_DATABASE_URL="$RASTRO_TEST_SERVER dbname=$RT_DB"
+  export RASTRO_HTTP_THREADS=${RASTRO_HTTP_THREADS:-2}
+}
