@@ -19,6 +19,7 @@ struct rst_snapshot_t {
     rst_snapshot_bot_t *bots;
     size_t table_size;          //  power of two
     int32_t *table;             //  pool index or -1
+    int dirty;                  //  pools added since the table was built
 };
 
 static uint64_t
@@ -111,7 +112,8 @@ rst_snapshot_add_pool (rst_snapshot_t *self, const rst_snapshot_pool_t *pool,
         self->bots[self->nbots + i].current = 0;
     }
     self->nbots += nbots;
-    return s_index (self);
+    self->dirty = 1;            //  indexed by the next find (pointers may have moved)
+    return 0;
 }
 
 #define S_SNAPSHOT_SQL                                                                          \
@@ -160,6 +162,7 @@ rst_snapshot_load (PGconn *conn, char *err, size_t errlen)
     }
     if (s_index (self))
         goto fail;
+    self->dirty = 0;
     free (bots);
     PQclear (res);
     return self;
@@ -196,8 +199,9 @@ fail:
 void
 rst_snapshot_carry_state (rst_snapshot_t *self, const rst_snapshot_t *old)
 {
-    if (!old)
+    if (!old || (self->dirty && s_index (self)))
         return;
+    self->dirty = 0;
     for (size_t p = 0; p < self->npools; p++) {
         rst_snapshot_pool_t *pool = &self->pools[p];
         rst_snapshot_pool_t *prev = rst_snapshot_find ((rst_snapshot_t *) old, pool->slug,
@@ -218,6 +222,11 @@ rst_snapshot_carry_state (rst_snapshot_t *self, const rst_snapshot_t *old)
 rst_snapshot_pool_t *
 rst_snapshot_find (rst_snapshot_t *self, const char *slug, size_t len)
 {
+    if (self->dirty) {
+        if (s_index (self))
+            return NULL;
+        self->dirty = 0;
+    }
     if (!self->table_size)
         return NULL;
     size_t slot = s_hash (slug, len) & (self->table_size - 1);
