@@ -25,4 +25,20 @@ int rst_db_migrate (PGconn *conn, char *err, size_t errlen);
 //  PostgreSQL's message in ERR.
 int rst_db_exec (PGconn *conn, const char *sql, char *err, size_t errlen);
 
+//  One migration compiled into the binary (schemas/sql/NNN_name.sql, embedded
+//  by lib/embed_sql.cmake into the generated rst_migrations.c).
+typedef struct {
+    int version;            //  NNN of the file name, 1 and up
+    const char *name;       //  the "name" part, e.g. "init"
+    const char *sql;        //  the whole file, NUL-terminated
+} rst_migration_t;
+
+//  The migrations this binary knows, in the order they are applied (by
+//  version). Sets *COUNT_P. The array is static and lives forever.
+const rst_migration_t *rst_db_migrations (size_t *count_p);
+
+//  The highest version recorded in schema_migrations, 0 when none (or when
+//  the table does not exist yet), or -1 with PostgreSQL's message in ERR.
+int rst_db_schema_version (PGconn *conn, char *err, size_t errlen);
+
 #endif
