@@ -57,6 +57,7 @@ typedef struct {
     rst_event_t event;          //  strings live in req->pool
     h2o_iovec_t location;       //  in req->pool
     uint64_t started_ns;
+    int rejected;               //  the event could not be packed (schema limits)
 } s_parked_t;
 
 typedef struct {
@@ -343,6 +344,7 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
     s_parked_t *p = &t->parked[t->nparked];
     p->req = req;
     p->started_ns = started;
+    p->rejected = 0;
     rst_event_t *ev = &p->event;
     rst_event_init (ev);
     ev->type = RST_EVENT_CLICK;
@@ -436,8 +438,12 @@ s_flush (h2o_timeout_entry_t *entry)
         rst_event_t *ev = &t->parked[i].event;
         ev->seq = rst_journal_txn_next_seq (&txn);
         size_t from = t->out.size;
-        ok = rst_event_pack (ev, &pk) == 0
-             && rst_journal_txn_put (&txn, t->out.data + from, t->out.size - from) == ev->seq;
+        if (rst_event_pack (ev, &pk)) {
+            //  Outside the event schema's limits: refuse this click alone.
+            t->parked[i].rejected = 1;
+            continue;
+        }
+        ok = rst_journal_txn_put (&txn, t->out.data + from, t->out.size - from) == ev->seq;
     }
     if (ok)
         ok = rst_journal_txn_commit (&txn, 0) == 0;
@@ -452,6 +458,10 @@ s_flush (h2o_timeout_entry_t *entry)
     for (size_t i = 0; i < t->nparked; i++) {
         s_parked_t *p = &t->parked[i];
         h2o_req_t *req = p->req;
+        if (p->rejected) {
+            s_bad_request (t, req, "request fields exceed the event schema's limits");
+            continue;
+        }
         if (!ok) {
             rst_metrics_inc (t->metrics, front->ids.req_503, 1);
             s_respond (req, 503, "Service Unavailable", "could not record the click, try again\n",
@@ -471,7 +481,7 @@ s_flush (h2o_timeout_entry_t *entry)
         rst_metrics_observe (t->metrics, front->ids.latency, (double) (s_now_ns () - p->started_ns) / 1e9);
     }
     t->nparked = 0;
-    if (ok) {
+    if (ok && t->out.size > 0) {
         //  Never blocks: with no peer (IMMEDIATE) or a full pipe it fails at
         //  once and the keeper replays from the journal.
         if (zmq_send (t->push, t->out.data, t->out.size, ZMQ_DONTWAIT) < 0)

@@ -38,6 +38,8 @@ CREATE TABLE bots (
     healthy     boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Telegram usernames are case-insensitive.
+CREATE UNIQUE INDEX bots_username_lower ON bots (lower(username));
 
 CREATE TABLE pools (
     id         bigserial PRIMARY KEY,
