@@ -10,7 +10,8 @@
     String fields are rst_str_t views. In an event built by the caller they
     borrow the caller's memory (e.g. an h2o request pool); in an event that
     rst_event_decode returned they point into the event's own arena and live
-    until rst_event_destroy.
+    until rst_event_destroy; there each present string is also followed by a
+    NUL byte, and an empty present string has a non-NULL ptr.
 */
 #ifndef RST_EVENT_H
 #define RST_EVENT_H
@@ -23,6 +24,8 @@
 #define RST_EVENT_MAX_UTM        16     //  utm_* parameters kept per event
 #define RST_EVENT_MAX_BYTES      65536  //  larger maps are rejected by the decoder
 #define RST_EVENT_ID_MAX         64     //  event_id and click_id length limit
+#define RST_EVENT_SHORT_MAX      64     //  src, pixel_id, pool_slug, bot, utm keys
+#define RST_EVENT_TIME_MS_MAX    253402300799999LL  //  9999-12-31T23:59:59.999Z
 
 typedef enum {
     RST_EVENT_CLICK = 1,    //  GET /go/<slug> that got a 302 → Meta PageView
@@ -71,7 +74,10 @@ void rst_event_init (rst_event_t *self);
 rst_str_t rst_str (const char *cstr);
 
 //  Appends SELF as one msgpack map to PK. Absent optional strings are
-//  omitted. Returns 0, or -1 if a required field is missing (a bug).
+//  omitted. Returns 0, or -1 if a required field is missing or a field is
+//  outside the schema's limits (too long, bad characters, over
+//  RST_EVENT_MAX_BYTES in all): then nothing was written to PK. Whatever
+//  this accepts, rst_event_decode accepts.
 int rst_event_pack (const rst_event_t *self, msgpack_packer *pk);
 
 //  Decodes the map that starts at DATA + *OFFSET (LEN bytes in all) and
@@ -88,5 +94,26 @@ void rst_event_destroy (rst_event_t **self_p);
 
 //  Name of a type ("click"), or "unknown".
 const char *rst_event_type_name (rst_event_type_t type);
+
+//  Acknowledgements (schemas/events.md, "Acks"): one msgpack map
+//  {"v":1,"stage":S,"seqs":[...]} per ZeroMQ message, sent by a downstream
+//  stage to the journal named by the events' `src`. S is the journal ack bit
+//  itself (a power of two): 1 = RST_JOURNAL_ACK_STORED (the recorder stored
+//  the events in PostgreSQL); later stages use 2, 4, ...
+#define RST_ACK_STAGE_STORED 1
+#define RST_ACK_MAX_SEQS     1024   //  sequence numbers per ack message
+
+//  Appends one ack map to PK. COUNT must be 1..RST_ACK_MAX_SEQS and STAGE a
+//  power of two. Returns 0, or -1 on bad arguments (nothing written).
+int rst_ack_pack (msgpack_packer *pk, unsigned stage, const uint64_t *seqs, size_t count);
+
+//  Decodes the ack map that makes up DATA[0..LEN) (one map, nothing after
+//  it). Writes the stage into *STAGE and up to MAX sequence numbers into SEQS
+//  (OUT). Returns the number of sequence numbers, or -1 with the reason in
+//  ERR (truncated, not a map, unknown "v", stage not a power of two, seqs not
+//  an array of positive ints, more than MAX of them). Untrusted input: never
+//  asserts.
+int rst_ack_decode (const char *data, size_t len, unsigned *stage, uint64_t *seqs, size_t max,
+                    char *err, size_t errlen);
 
 #endif

@@ -15,10 +15,10 @@
     event_id, so replaying an entry whose ack is merely late is harmless.
 */
 #include "rst_keeper.h"
+#include "rst_event.h"
 #include "rst_log.h"
 
 #include <errno.h>
-#include <msgpack.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,48 +87,6 @@ s_declare (rst_keeper_t *self)
                                          "Journal fsyncs that failed.", NULL, 0);
 }
 
-//  Decodes one ack message into self->seqs starting at *N. Returns the ack
-//  bit, or 0 if the message is malformed.
-static unsigned
-s_decode_ack (rst_keeper_t *self, const char *data, size_t len, size_t *n)
-{
-    msgpack_unpacked up;
-    msgpack_unpacked_init (&up);
-    size_t off = 0;
-    unsigned stage = 0;
-    if (msgpack_unpack_next (&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || up.data.type != MSGPACK_OBJECT_MAP)
-        goto done;
-    const msgpack_object_map *map = &up.data.via.map;
-    const msgpack_object_array *seqs = NULL;
-    int version = 0;
-    for (uint32_t i = 0; i < map->size; i++) {
-        const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-        if (k->via.str.size == 1 && k->via.str.ptr[0] == 'v'
-            && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            version = (int) v->via.u64;
-        else if (k->via.str.size == 5 && !memcmp (k->via.str.ptr, "stage", 5)
-                 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > 0
-                 && v->via.u64 <= 0x80)
-            stage = (unsigned) v->via.u64;
-        else if (k->via.str.size == 4 && !memcmp (k->via.str.ptr, "seqs", 4)
-                 && v->type == MSGPACK_OBJECT_ARRAY)
-            seqs = &v->via.array;
-    }
-    if (version != 1 || !stage || !seqs) {
-        stage = 0;
-        goto done;
-    }
-    for (uint32_t i = 0; i < seqs->size && *n < S_ACKS_PER_TXN; i++)
-        if (seqs->ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            self->seqs[(*n)++] = seqs->ptr[i].via.u64;
-done:
-    msgpack_unpacked_destroy (&up);
-    return stage;
-}
-
 //  Drains the acks socket; applies acks of one stage per transaction.
 static void
 s_drain_acks (rst_keeper_t *self)
@@ -138,16 +96,21 @@ s_drain_acks (rst_keeper_t *self)
         unsigned stage = 0;
         zmq_msg_t msg;
         zmq_msg_init (&msg);
-        while (n < S_ACKS_PER_TXN - 1024) {
+        while (n + RST_ACK_MAX_SEQS <= S_ACKS_PER_TXN) {
             if (zmq_msg_recv (&msg, self->acks, ZMQ_DONTWAIT) < 0)
                 break;
             rst_metrics_inc (self->metrics, self->m_acks, 1);
             size_t before = n;
-            unsigned s = s_decode_ack (self, zmq_msg_data (&msg), zmq_msg_size (&msg), &n);
-            if (!s) {
+            unsigned s = 0;
+            char err[128];
+            int got = rst_ack_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &s, self->seqs + n,
+                                      S_ACKS_PER_TXN - n, err, sizeof err);
+            if (got < 0) {
                 rst_metrics_inc (self->metrics, self->m_ack_bad, 1);
+                rst_debug ("keeper", "ack dropped: %s", err);
                 continue;
             }
+            n += (size_t) got;
             if (stage && s != stage) {
                 //  Different stage: apply what we have, then start over with this one.
                 int deleted = rst_journal_ack (self->journal, self->seqs, before, stage);
@@ -166,8 +129,8 @@ s_drain_acks (rst_keeper_t *self)
             rst_warn ("keeper", "applying %zu acks failed (lmdb); the entries will be replayed", n);
         else
             rst_metrics_inc (self->metrics, self->m_acked, deleted);
-        if (n < S_ACKS_PER_TXN - 1024)
-            return;
+        if (n + RST_ACK_MAX_SEQS <= S_ACKS_PER_TXN)
+            return;     //  the socket ran dry before the scratch filled up
     }
 }
 

@@ -14,7 +14,7 @@
       - measures the journal (depth, age of the oldest entry) and publishes
         its metrics once a second.
 
-    Ack message (from schemas/events.md): a msgpack map
+    Ack message (schemas/events.md, decoded by rst_ack_decode): a msgpack map
     {"v":1, "stage":<ack bit>, "seqs":[<seq>, ...]}. Malformed acks are
     counted and dropped.
 */

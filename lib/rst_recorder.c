@@ -1,0 +1,1013 @@
+/*  rst_recorder — stores journaled clicks in PostgreSQL and acknowledges them.
+
+    Role: the consumer of ARCHITECTURE.md's "Clicks reach PostgreSQL". The
+    front journals every click before its 302, pushes it here and deletes
+    the journal entry once we acknowledge it; what we never acknowledge, it
+    replays. So the one rule of this file is: ack an event only after the
+    transaction that stored it committed.
+
+    Sockets:
+      in     PULL, bound (topology [recorder] in). Each message holds one or
+             more msgpack events back to back (schemas/events.md).
+      acks   one PUSH per front instance, connected (topology [recorder]
+             acks, a reference such as `front.acks`: entry i is front i's
+             ack endpoint). An event whose src is "front.<i>" is acked on
+             socket i with {"v":1,"stage":1,"seqs":[...]}, ZMQ_DONTWAIT;
+             a failed send is counted and forgotten (the entry is replayed
+             and stored again as a no-op).
+
+    Loop and states:
+
+        IDLE --event--> FILLING --batch_max events, or batch_ms since the
+          ^                         first one, or SIGTERM--> WRITING
+          |                                                     |
+          +---- COMMIT ok: ack every stored event, free batch --+
+                                                                |
+        WRITING --connection lost, or any other error--> RETRYING (reconnect,
+          ^          backoff 100 ms doubling to 5 s; the batch is kept,
+          |          nothing is read from `in` meanwhile, so the fronts'
+          |          journals absorb the backlog; logged once per episode)
+          +----------------------------------------------------+
+
+        WRITING --data error (SQLSTATE class 22 or 23: PostgreSQL refused
+          a row's data)--> ROW BY ROW: each event alone; a row that still
+          fails is logged, counted (rejected) and dropped WITHOUT ack, so it
+          stays in the journal for a person to look at.
+
+    Insert: one multi-row `INSERT INTO clicks ... VALUES (...),(...) ON
+    CONFLICT DO NOTHING` per batch, parameters in text format. A single
+    statement is its own transaction (autocommit): when PQexecParams returns
+    PGRES_COMMAND_OK the rows are committed (synchronous_commit as the
+    server says). The conflict target is left out on purpose: both unique
+    keys (click_id, event_id) then mean "already stored", never an error
+    that would block a batch forever. Rows affected vs. rows sent gives the
+    duplicates (replays) count. Multi-row INSERT was chosen over COPY into a
+    temporary table: one round trip instead of four, no temp-table churn,
+    and it measured at tens of thousands of rows per second here (see the
+    integration test's log), far above what one front produces.
+
+    Column mapping (also in schemas/events.md): clicked_at = time_ms as
+    timestamptz (exact to the millisecond); user_agent = ua; source = src;
+    utm_source, utm_medium, utm_campaign, utm_content, utm_term = the value of
+    the utm entry with exactly that key (the first one if repeated, NULL if
+    absent); utm = every utm entry as a JSON object {key: value} (first
+    occurrence of a key wins; '{}' when there is none). Text that is not
+    valid UTF-8, or holds NUL bytes (PostgreSQL refuses both), is stored with
+    each bad byte replaced by U+FFFD rather than refused: the click was
+    accepted, so it is kept.
+
+    Shutdown: on SIGTERM/SIGINT the loop drains what is already queued on
+    `in` (without waiting), writes the batch if PostgreSQL answers, acks,
+    and returns. Whatever was not written is replayed by the journals.
+*/
+#include "rst_recorder.h"
+#include "rst_db.h"
+#include "rst_event.h"
+#include "rst_log.h"
+#include "rst_metrics.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_CLS               "recorder"
+#define S_MAX_SOURCES       RST_TOPOLOGY_MAX_ENDPOINTS
+#define S_IN_HWM            10000       //  messages (each holds many events)
+#define S_ACK_HWM           10000
+#define S_ACK_LINGER_MS     1000        //  bounded: never hang in zmq_ctx_term
+#define S_DRAIN_MAX         64          //  messages read per poll wake-up
+#define S_HEARTBEAT_MS      1000
+#define S_BACKOFF_MIN_MS    100
+#define S_BACKOFF_MAX_MS    5000
+#define S_BAD_LOGS_PER_S    10          //  decode failures logged per second at most
+#define S_PARAMS_PER_ROW    21
+#define S_INT_TEXT          24          //  room for an int64 as text
+#define S_UTM_COLUMNS       5
+
+//  Columns and the SQL of one row; $N placeholders are numbered per row.
+static const char *s_insert_head =
+    "INSERT INTO clicks (click_id, event_id, owner_id, pool_id, bot_id, pixel_id, clicked_at, "
+    "ip, user_agent, url, referer, fbclid, fbc, fbp, utm_source, utm_medium, utm_campaign, "
+    "utm_content, utm_term, utm, source) VALUES ";
+static const char *s_insert_tail = " ON CONFLICT DO NOTHING";
+
+static const char *s_utm_columns[S_UTM_COLUMNS] = {"utm_source", "utm_medium", "utm_campaign",
+                                                   "utm_content", "utm_term"};
+
+static const double s_latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,   0.25,   0.5,   1,    2.5,   5};
+
+typedef enum {
+    S_PG_OK,                //  committed
+    S_PG_RETRY,             //  connection lost or transient: keep the batch, retry later
+    S_PG_DATA,              //  the statement was refused for its data
+} s_pg_result_t;
+
+struct rst_recorder_t {
+    const rst_config_t *cfg;        //  borrowed
+    const rst_topology_t *topo;     //  borrowed
+    int instance;
+    void *zmq_ctx;                  //  owned
+    void *in;                       //  PULL, bound
+    void *acks[S_MAX_SOURCES];      //  PUSH per source instance, connected
+    char *ack_endpoints[S_MAX_SOURCES];     //  from rst_topology_endpoints (owned)
+    int ack_count;
+    char source_node[64];           //  "front": src must be "<source_node>.<i>"
+    char in_endpoint[1024];         //  raw topology value, for the config print
+    size_t batch_max;
+    int batch_ms;
+
+    PGconn *pg;                     //  NULL while disconnected
+    int pg_down;                    //  inside a failure episode (logged once)
+    int64_t pg_down_since_ms;
+    int pg_attempts;                //  failed attempts in this episode
+    int backoff_ms;
+
+    rst_event_t **batch;            //  batch_max slots; events owned
+    size_t count;
+    int64_t deadline_ms;            //  batch_ms after the first event of the batch
+
+    uint64_t *ack_seqs;             //  scratch: batch_max seqs of one source
+    msgpack_sbuffer ackbuf;         //  scratch: one packed ack message
+    char *text;                     //  scratch: parameter text of one batch
+    size_t text_cap;
+    const char **values;            //  scratch: S_PARAMS_PER_ROW * batch_max params
+    char *sql;                      //  INSERT for sql_rows rows (cached)
+    size_t sql_rows;
+    char *sql_one;                  //  INSERT for one row (row-by-row fallback)
+
+    rst_metrics_t *metrics;         //  owned by the loop's thread
+    int m_received, m_bad, m_inserted, m_dups, m_rejected, m_latency, m_pg_errors, m_acks,
+        m_ack_fail, m_pending, m_pg_up;
+    int64_t next_heartbeat_ms;
+    int64_t bad_window_ms;          //  rate limit of decode-failure logs
+    int bad_logged;
+};
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double
+s_now_s (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+//  --------------------------------------------------------------------------
+//  Metrics and heartbeat
+
+static void
+s_metrics_declare (rst_recorder_t *self)
+{
+    rst_metrics_t *m = self->metrics;
+    self->m_received = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_events_total",
+                                        "Events received and decoded.", NULL, 0);
+    self->m_bad = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_decode_failures_total",
+                                   "Malformed events dropped (counted, logged).", NULL, 0);
+    self->m_inserted = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_clicks_inserted_total",
+                                        "Clicks newly stored in PostgreSQL.", NULL, 0);
+    self->m_dups = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_duplicates_total",
+                                    "Clicks already stored (replays), skipped and acked.", NULL, 0);
+    self->m_rejected = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_rejected_total",
+                                        "Clicks PostgreSQL refused; left unacked in the journal.",
+                                        NULL, 0);
+    self->m_latency = rst_metrics_add (m, RST_METRIC_HISTOGRAM,
+                                       "rastro_recorder_insert_seconds",
+                                       "Duration of one batch INSERT (commit included).",
+                                       s_latency_bounds,
+                                       sizeof s_latency_bounds / sizeof s_latency_bounds[0]);
+    self->m_pg_errors = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_pg_errors_total",
+                                         "Failed PostgreSQL connects and statements.", NULL, 0);
+    self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_acks_sent_total",
+                                    "Sequence numbers acknowledged to the journals.", NULL, 0);
+    self->m_ack_fail = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_ack_failures_total",
+                                        "Sequence numbers whose ack could not be sent "
+                                        "(the journal replays them).", NULL, 0);
+    self->m_pending = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_recorder_batch_events",
+                                       "Events in the batch being filled or written.", NULL, 0);
+    self->m_pg_up = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_recorder_postgres_up",
+                                     "1 when the last PostgreSQL operation succeeded.", NULL, 0);
+}
+
+//  Writes the heartbeat file when it is due.
+static void
+s_heartbeat (rst_recorder_t *self, int force)
+{
+    int64_t now = s_now_ms ();
+    if (!force && now < self->next_heartbeat_ms)
+        return;
+    self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
+    rst_metrics_set (self->metrics, self->m_pending, (double) self->count);
+    rst_metrics_set (self->metrics, self->m_pg_up, self->pg && !self->pg_down ? 1 : 0);
+    char *text = rst_metrics_render (self->metrics);
+    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
+        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
+    free (text);
+}
+
+//  --------------------------------------------------------------------------
+//  Construction
+
+static void *
+s_socket (rst_recorder_t *self, int type, int hwm_option, int hwm, int linger)
+{
+    void *sock = zmq_socket (self->zmq_ctx, type);
+    if (!sock)
+        return NULL;
+    zmq_setsockopt (sock, hwm_option, &hwm, sizeof hwm);
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    return sock;
+}
+
+//  Finds the node that the `acks` value references ("front.acks" → "front").
+static void
+s_source_node (rst_recorder_t *self)
+{
+    char raw[1024];
+    self->source_node[0] = 0;
+    if (rst_topology_get (self->topo, S_CLS, self->instance, "acks", raw, sizeof raw))
+        return;
+    const char *dot = strchr (raw, '.');
+    if (!dot || strstr (raw, "://") || strchr (raw, ',') || (size_t) (dot - raw) >= sizeof self->source_node)
+        return;
+    memcpy (self->source_node, raw, (size_t) (dot - raw));
+    self->source_node[dot - raw] = 0;
+}
+
+rst_recorder_t *
+rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance, char *err,
+                  size_t errlen)
+{
+    assert (cfg);
+    assert (topo);
+    rst_recorder_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errlen, "recorder: out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->topo = topo;
+    self->instance = instance;
+    msgpack_sbuffer_init (&self->ackbuf);
+    self->backoff_ms = S_BACKOFF_MIN_MS;
+
+    long bmax = rst_topology_get_long (topo, S_CLS, instance, "batch_max",
+                                       RST_RECORDER_BATCH_MAX_DEFAULT);
+    long bms = rst_topology_get_long (topo, S_CLS, instance, "batch_ms",
+                                      RST_RECORDER_BATCH_MS_DEFAULT);
+    if (bmax < 1 || bmax > RST_RECORDER_BATCH_MAX_LIMIT) {
+        snprintf (err, errlen, "topology: [recorder] batch_max must be 1..%d, not %ld",
+                  RST_RECORDER_BATCH_MAX_LIMIT, bmax);
+        goto fail;
+    }
+    if (bms < 0 || bms > 60000) {
+        snprintf (err, errlen, "topology: [recorder] batch_ms must be 0..60000, not %ld", bms);
+        goto fail;
+    }
+    self->batch_max = (size_t) bmax;
+    self->batch_ms = (int) bms;
+    if (rst_topology_get (topo, S_CLS, instance, "in", self->in_endpoint,
+                          sizeof self->in_endpoint))
+        snprintf (self->in_endpoint, sizeof self->in_endpoint, "(none)");
+
+    self->batch = calloc (self->batch_max, sizeof *self->batch);
+    self->ack_seqs = calloc (self->batch_max, sizeof *self->ack_seqs);
+    self->values = calloc (self->batch_max * S_PARAMS_PER_ROW, sizeof *self->values);
+    self->metrics = rst_metrics_new ();
+    if (!self->batch || !self->ack_seqs || !self->values || !self->metrics) {
+        snprintf (err, errlen, "recorder: out of memory");
+        goto fail;
+    }
+    s_metrics_declare (self);
+
+    self->zmq_ctx = zmq_ctx_new ();
+    if (!self->zmq_ctx) {
+        snprintf (err, errlen, "recorder: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    self->in = s_socket (self, ZMQ_PULL, ZMQ_RCVHWM, S_IN_HWM, 0);
+    if (!self->in) {
+        snprintf (err, errlen, "recorder: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen))
+        goto fail;
+
+    self->ack_count = rst_topology_endpoints (topo, S_CLS, instance, "acks", self->ack_endpoints,
+                                              S_MAX_SOURCES, err, errlen);
+    if (self->ack_count < 0) {
+        self->ack_count = 0;
+        goto fail;
+    }
+    s_source_node (self);
+    for (int i = 0; i < self->ack_count; i++) {
+        self->acks[i] = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_ACK_HWM, S_ACK_LINGER_MS);
+        if (!self->acks[i]) {
+            snprintf (err, errlen, "recorder: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
+            goto fail;
+        }
+        const char *ep = self->ack_endpoints[i];
+        int rc = ep[0] == '@' ? zmq_bind (self->acks[i], ep + 1)
+                              : zmq_connect (self->acks[i], ep + 1);
+        if (rc) {
+            snprintf (err, errlen, "recorder: libzmq cannot %s %s: %s",
+                      ep[0] == '@' ? "bind" : "connect to", ep + 1, zmq_strerror (zmq_errno ()));
+            goto fail;
+        }
+    }
+
+    char why[512];
+    self->pg = rst_db_connect (cfg, why, sizeof why);
+    if (!self->pg) {
+        rst_error (S_CLS, "%s; will retry when the first batch is written", why);
+        self->pg_down = 1;
+        self->pg_down_since_ms = s_now_ms ();
+        rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
+    }
+    return self;
+fail:
+    rst_recorder_destroy (&self);
+    return NULL;
+}
+
+void
+rst_recorder_destroy (rst_recorder_t **self_p)
+{
+    assert (self_p);
+    rst_recorder_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->count)
+        rst_warn (S_CLS, "%zu events not stored at exit; their journals will replay them",
+                  self->count);
+    for (size_t i = 0; i < self->count; i++)
+        rst_event_destroy (&self->batch[i]);
+    if (self->pg)
+        PQfinish (self->pg);
+    for (int i = 0; i < self->ack_count; i++)
+        if (self->acks[i])
+            zmq_close (self->acks[i]);
+    rst_topology_endpoints_free (self->ack_endpoints, self->ack_count);
+    if (self->in)
+        zmq_close (self->in);
+    if (self->zmq_ctx)
+        zmq_ctx_term (self->zmq_ctx);
+    rst_metrics_destroy (&self->metrics);
+    msgpack_sbuffer_destroy (&self->ackbuf);
+    free (self->batch);
+    free (self->ack_seqs);
+    free (self->values);
+    free (self->text);
+    free (self->sql);
+    free (self->sql_one);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+rst_recorder_print (const rst_recorder_t *self)
+{
+    assert (self);
+    rst_info (S_CLS, "instance = %d", self->instance);
+    rst_info (S_CLS, "in = %s (PULL)", self->in_endpoint);
+    for (int i = 0; i < self->ack_count; i++)
+        rst_info (S_CLS, "acks[%d] = %s (PUSH; events from %s.%d)", i, self->ack_endpoints[i],
+                  self->source_node[0] ? self->source_node : "<node>", i);
+    rst_info (S_CLS, "batch_max = %zu", self->batch_max);
+    rst_info (S_CLS, "batch_ms = %d", self->batch_ms);
+}
+
+//  --------------------------------------------------------------------------
+//  Text for PostgreSQL
+
+//  Copies SRC[0..LEN) to DST as valid UTF-8 without NUL bytes: every byte
+//  that does not start a well-formed sequence (overlong forms, surrogates
+//  and code points above U+10FFFF included) becomes U+FFFD. DST needs
+//  3 * LEN + 1 bytes. Returns the length written (DST is NUL-terminated).
+static size_t
+s_clean_utf8 (const char *src, size_t len, char *dst)
+{
+    const unsigned char *s = (const unsigned char *) src;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c >= 0x01 && c < 0x80) {
+            dst[o++] = (char) c;
+            i++;
+            continue;
+        }
+        size_t n = 0;
+        uint32_t cp = 0, min = 0;
+        if ((c & 0xe0) == 0xc0)
+            n = 2, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            n = 3, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            n = 4, cp = c & 0x07, min = 0x10000;
+        int ok = n > 0 && n <= len - i;
+        for (size_t k = 1; ok && k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                ok = 0;
+            else
+                cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (ok && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
+            ok = 0;
+        if (ok) {
+            memcpy (dst + o, s + i, n);
+            o += n;
+            i += n;
+        }
+        else {
+            dst[o++] = (char) 0xef;
+            dst[o++] = (char) 0xbf;
+            dst[o++] = (char) 0xbd;
+            i++;
+        }
+    }
+    dst[o] = 0;
+    return o;
+}
+
+//  Appends S (valid UTF-8, no NUL) as a JSON string to DST. DST needs
+//  6 * strlen(S) + 2 bytes. Returns the length written.
+static size_t
+s_json_string (const char *s, char *dst)
+{
+    size_t o = 0;
+    dst[o++] = '"';
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char) *p;
+        }
+        else if (*p < 0x20)
+            o += (size_t) sprintf (dst + o, "\\u%04x", *p);
+        else
+            dst[o++] = (char) *p;
+    }
+    dst[o++] = '"';
+    return o;
+}
+
+//  Upper bound of the parameter text of one event.
+static size_t
+s_text_size (const rst_event_t *ev)
+{
+    const rst_str_t *strs[] = {&ev->click_id, &ev->event_id, &ev->pixel_id, &ev->ip,
+                               &ev->user_agent, &ev->url, &ev->referer, &ev->fbclid,
+                               &ev->fbc, &ev->fbp, &ev->src};
+    size_t size = 4 * S_INT_TEXT + 4;       //  ints, braces of the JSON
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        size += 3 * strs[i]->len + 1;
+    for (size_t i = 0; i < ev->utm_count; i++) {
+        size_t k = ev->utm[i].key.len, v = ev->utm[i].value.len;
+        //  cleaned copy for a column (3x), the escaped JSON (6 * 3x) and
+        //  the cleaning scratch just after it (3x)
+        size += 3 * v + 1 + 21 * (k + v) + 16;
+    }
+    return size;
+}
+
+//  Fills the S_PARAMS_PER_ROW parameters of EV into VALUES, their text at
+//  *AT (advanced). Absent optional fields are SQL NULL.
+static void
+s_params (const rst_event_t *ev, const char **values, char **at)
+{
+    char *p = *at;
+#define S_TEXT(idx, str)                                                                       \
+    do {                                                                                       \
+        if ((str).ptr) {                                                                       \
+            values[idx] = p;                                                                   \
+            p += s_clean_utf8 ((str).ptr, (str).len, p) + 1;                                   \
+        }                                                                                      \
+        else                                                                                   \
+            values[idx] = NULL;                                                                \
+    } while (0)
+#define S_INT(idx, v)                                                                          \
+    do {                                                                                       \
+        values[idx] = p;                                                                       \
+        p += snprintf (p, S_INT_TEXT, "%" PRId64, (int64_t) (v)) + 1;                          \
+    } while (0)
+    S_TEXT (0, ev->click_id);
+    S_TEXT (1, ev->event_id);
+    S_INT (2, ev->owner_id);
+    S_INT (3, ev->pool_id);
+    S_INT (4, ev->bot_id);
+    S_TEXT (5, ev->pixel_id);
+    S_INT (6, ev->time_ms);
+    S_TEXT (7, ev->ip);
+    S_TEXT (8, ev->user_agent);
+    S_TEXT (9, ev->url);
+    S_TEXT (10, ev->referer);
+    S_TEXT (11, ev->fbclid);
+    S_TEXT (12, ev->fbc);
+    S_TEXT (13, ev->fbp);
+    //  utm columns: the first entry with exactly that key.
+    for (int c = 0; c < S_UTM_COLUMNS; c++) {
+        values[14 + c] = NULL;
+        for (size_t i = 0; i < ev->utm_count; i++) {
+            const rst_kv_t *kv = &ev->utm[i];
+            if (kv->key.len == strlen (s_utm_columns[c])
+                && !memcmp (kv->key.ptr, s_utm_columns[c], kv->key.len)) {
+                S_TEXT (14 + c, kv->value);
+                break;
+            }
+        }
+    }
+    //  utm jsonb: every entry, first occurrence of a key wins.
+    values[19] = p;
+    *p++ = '{';
+    int first = 1;
+    for (size_t i = 0; i < ev->utm_count; i++) {
+        const rst_kv_t *kv = &ev->utm[i];
+        int repeated = 0;
+        for (size_t j = 0; j < i && !repeated; j++)
+            repeated = ev->utm[j].key.len == kv->key.len
+                       && !memcmp (ev->utm[j].key.ptr, kv->key.ptr, kv->key.len);
+        if (repeated)
+            continue;
+        //  Clean into the space after the JSON text, then escape into place.
+        char *tmp = p + 6 * 3 * (kv->key.len + kv->value.len) + 8;
+        if (!first)
+            *p++ = ',';
+        first = 0;
+        s_clean_utf8 (kv->key.ptr, kv->key.len, tmp);
+        p += s_json_string (tmp, p);
+        *p++ = ':';
+        s_clean_utf8 (kv->value.ptr, kv->value.len, tmp);
+        p += s_json_string (tmp, p);
+    }
+    *p++ = '}';
+    *p++ = 0;
+    S_TEXT (20, ev->src);
+#undef S_TEXT
+#undef S_INT
+    *at = p;
+}
+
+//  Builds the INSERT statement for ROWS rows. Returns a new string or NULL.
+static char *
+s_build_sql (size_t rows)
+{
+    static const char *row_fmt =
+        "%s($%zu::text,$%zu::text,$%zu::bigint,$%zu::bigint,$%zu::bigint,$%zu::text,"
+        "timestamptz 'epoch' + $%zu::bigint * interval '1 millisecond',"
+        "$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,"
+        "$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::jsonb,$%zu::text)";
+    size_t cap = strlen (s_insert_head) + strlen (s_insert_tail) + rows * 400 + 1;
+    char *sql = malloc (cap);
+    if (!sql)
+        return NULL;
+    size_t len = (size_t) snprintf (sql, cap, "%s", s_insert_head);
+    for (size_t r = 0; r < rows; r++) {
+        size_t b = r * S_PARAMS_PER_ROW;
+        len += (size_t) snprintf (sql + len, cap - len, row_fmt, r ? "," : "", b + 1, b + 2,
+                                  b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10,
+                                  b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
+                                  b + 18, b + 19, b + 20, b + 21);
+    }
+    snprintf (sql + len, cap - len, "%s", s_insert_tail);
+    return sql;
+}
+
+//  --------------------------------------------------------------------------
+//  PostgreSQL
+
+//  Notes a failure: counted every time, logged once per episode.
+static void
+s_pg_failed (rst_recorder_t *self, const char *what, const char *why)
+{
+    rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
+    self->pg_attempts++;
+    if (!self->pg_down) {
+        self->pg_down = 1;
+        self->pg_down_since_ms = s_now_ms ();
+        char line[512];
+        snprintf (line, sizeof line, "%s", why ? why : "");
+        for (char *c = line; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        rst_error (S_CLS, "PostgreSQL: %s: %s; keeping %zu events, retrying with backoff "
+                   "(no acks until it is back)", what, line, self->count);
+    }
+}
+
+static void
+s_pg_ok (rst_recorder_t *self)
+{
+    if (self->pg_down)
+        rst_info (S_CLS, "PostgreSQL is back after %.1f s and %d failed attempts",
+                  (double) (s_now_ms () - self->pg_down_since_ms) / 1000.0, self->pg_attempts);
+    self->pg_down = 0;
+    self->pg_attempts = 0;
+    self->backoff_ms = S_BACKOFF_MIN_MS;
+}
+
+//  Is SQLSTATE about the data of a row (class 22 data exception, class 23
+//  integrity constraint violation)? Everything else (connection, resources,
+//  a missing table or permission, operator intervention, ...) is about the
+//  server, not the batch: keep the batch and retry it as a whole.
+static int
+s_is_data_error (const char *sqlstate)
+{
+    return sqlstate && strlen (sqlstate) == 5
+           && (!strncmp (sqlstate, "22", 2) || !strncmp (sqlstate, "23", 2));
+}
+
+//  Runs SQL with N_PARAMS parameters. On success stores the rows affected in
+//  *AFFECTED. Returns S_PG_OK, S_PG_RETRY or S_PG_DATA (reason in WHY).
+static s_pg_result_t
+s_exec (rst_recorder_t *self, const char *sql, int n_params, const char *const *values,
+        long *affected, char *why, size_t whylen)
+{
+    PGresult *res = PQexecParams (self->pg, sql, n_params, NULL, values, NULL, NULL, 0);
+    s_pg_result_t result;
+    if (res && PQresultStatus (res) == PGRES_COMMAND_OK) {
+        *affected = atol (PQcmdTuples (res));
+        result = S_PG_OK;
+    }
+    else {
+        const char *state = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
+        snprintf (why, whylen, "%s%s%s", state ? state : "", state ? " " : "",
+                  res ? PQresultErrorMessage (res) : PQerrorMessage (self->pg));
+        if (!why[0])
+            snprintf (why, whylen, "%s", PQerrorMessage (self->pg));
+        if (PQstatus (self->pg) == CONNECTION_OK && res && s_is_data_error (state))
+            result = S_PG_DATA;
+        else
+            result = S_PG_RETRY;
+    }
+    PQclear (res);
+    return result;
+}
+
+//  --------------------------------------------------------------------------
+//  Acks
+
+//  Source index of an event ("front.3" → 3), or -1 if it is not ours to ack.
+static int
+s_source_index (const rst_recorder_t *self, rst_str_t src)
+{
+    const char *dot = memchr (src.ptr, '.', src.len);
+    if (!dot)
+        return -1;
+    size_t node_len = (size_t) (dot - src.ptr);
+    if (self->source_node[0]
+        && (node_len != strlen (self->source_node) || memcmp (src.ptr, self->source_node, node_len)))
+        return -1;
+    long index = 0;
+    const char *p = dot + 1, *end = src.ptr + src.len;
+    if (p == end || end - p > 6)
+        return -1;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        index = index * 10 + (*p - '0');
+    }
+    return index < self->ack_count ? (int) index : -1;
+}
+
+//  Sends SEQS[0..N) as acks on source socket I, RST_ACK_MAX_SEQS per message.
+static void
+s_send_acks (rst_recorder_t *self, int i, const uint64_t *seqs, size_t n)
+{
+    for (size_t from = 0; from < n; from += RST_ACK_MAX_SEQS) {
+        size_t chunk = n - from < RST_ACK_MAX_SEQS ? n - from : RST_ACK_MAX_SEQS;
+        msgpack_sbuffer_clear (&self->ackbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &self->ackbuf, msgpack_sbuffer_write);
+        int rc = rst_ack_pack (&pk, RST_ACK_STAGE_STORED, seqs + from, chunk);
+        assert (rc == 0);
+        if (zmq_send (self->acks[i], self->ackbuf.data, self->ackbuf.size, ZMQ_DONTWAIT) < 0) {
+            rst_metrics_inc (self->metrics, self->m_ack_fail, (double) chunk);
+            rst_debug (S_CLS, "ack of %zu seqs to %s: libzmq: %s", chunk,
+                       self->ack_endpoints[i], zmq_strerror (zmq_errno ()));
+        }
+        else
+            rst_metrics_inc (self->metrics, self->m_acks, (double) chunk);
+    }
+}
+
+//  Acknowledges every event of the batch (all stored) to its source.
+static void
+s_ack_batch (rst_recorder_t *self)
+{
+    //  Group by source: the batch is small, a pass per source is cheap.
+    unsigned char done[RST_RECORDER_BATCH_MAX_LIMIT] = {0};
+    for (size_t i = 0; i < self->count; i++) {
+        if (done[i])
+            continue;
+        int src = s_source_index (self, self->batch[i]->src);
+        if (src < 0) {
+            rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+            rst_warn (S_CLS, "event %s: source %.*s has no ack endpoint in the topology",
+                      self->batch[i]->event_id.ptr, (int) self->batch[i]->src.len,
+                      self->batch[i]->src.ptr);
+            done[i] = 1;
+            continue;
+        }
+        size_t n = 0;
+        for (size_t j = i; j < self->count; j++) {
+            if (done[j] || s_source_index (self, self->batch[j]->src) != src)
+                continue;
+            self->ack_seqs[n++] = self->batch[j]->seq;
+            done[j] = 1;
+        }
+        s_send_acks (self, src, self->ack_seqs, n);
+    }
+}
+
+static void
+s_clear_batch (rst_recorder_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        rst_event_destroy (&self->batch[i]);
+    self->count = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Writing a batch
+
+//  Sleeps MS milliseconds in short steps, keeping the heartbeat. Returns 1 if
+//  STOP was raised meanwhile.
+static int
+s_pause (rst_recorder_t *self, int ms, volatile sig_atomic_t *stop)
+{
+    int64_t until = s_now_ms () + ms;
+    while (!*stop) {
+        int64_t left = until - s_now_ms ();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {0, (left > 100 ? 100 : left) * 1000000L};
+        nanosleep (&ts, NULL);
+        s_heartbeat (self, 0);
+    }
+    return 1;
+}
+
+//  Prepares parameter text for the whole batch. Returns 0 or -1 (no memory).
+static int
+s_prepare_params (rst_recorder_t *self)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < self->count; i++)
+        need += s_text_size (self->batch[i]);
+    if (need > self->text_cap) {
+        char *grown = realloc (self->text, need);
+        if (!grown)
+            return -1;
+        self->text = grown;
+        self->text_cap = need;
+    }
+    char *at = self->text;
+    for (size_t i = 0; i < self->count; i++)
+        s_params (self->batch[i], self->values + i * S_PARAMS_PER_ROW, &at);
+    assert ((size_t) (at - self->text) <= need);
+    return 0;
+}
+
+//  Inserts the rows one by one after the batch statement was refused for its
+//  data: rows PostgreSQL accepts are kept (and acked by the caller), rows it
+//  refuses are dropped without ack. Returns S_PG_OK or S_PG_RETRY (then the
+//  rows not yet tried are still in the batch; the ones stored are acked).
+static s_pg_result_t
+s_insert_rows (rst_recorder_t *self)
+{
+    if (!self->sql_one && !(self->sql_one = s_build_sql (1)))
+        return S_PG_RETRY;
+    size_t kept = 0;
+    s_pg_result_t result = S_PG_OK;
+    for (size_t i = 0; i < self->count; i++) {
+        rst_event_t *ev = self->batch[i];
+        if (result == S_PG_RETRY) {
+            self->batch[kept++] = ev;   //  untried: stays for the retry
+            continue;
+        }
+        long affected = 0;
+        char why[512];
+        s_pg_result_t r = s_exec (self, self->sql_one, S_PARAMS_PER_ROW,
+                                  self->values + i * S_PARAMS_PER_ROW, &affected, why, sizeof why);
+        if (r == S_PG_OK) {
+            rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
+            //  Stored: ack it now, it must not be inserted again on retry.
+            int src = s_source_index (self, ev->src);
+            if (src >= 0)
+                s_send_acks (self, src, &ev->seq, 1);
+            rst_event_destroy (&ev);
+        }
+        else if (r == S_PG_DATA) {
+            for (char *c = why; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+            rst_error (S_CLS, "PostgreSQL refused click %s (event %s from %.*s seq %" PRIu64
+                       "): %s; not acked, it stays in the journal",
+                       ev->click_id.ptr, ev->event_id.ptr, (int) ev->src.len, ev->src.ptr,
+                       ev->seq, why);
+            rst_metrics_inc (self->metrics, self->m_rejected, 1);
+            rst_event_destroy (&ev);
+        }
+        else {
+            s_pg_failed (self, "insert", why);
+            result = S_PG_RETRY;
+            self->batch[kept++] = ev;
+        }
+    }
+    self->count = kept;
+    return result;
+}
+
+//  Writes the batch: insert, then ack. Retries until it worked or STOP.
+//  Returns 0 when the batch is empty afterwards, -1 when STOP interrupted
+//  the retries (the batch is kept, unacknowledged).
+static int
+s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
+{
+    while (self->count > 0) {
+        if (!self->pg) {
+            char why[512];
+            self->pg = rst_db_connect (self->cfg, why, sizeof why);
+            if (!self->pg) {
+                s_pg_failed (self, "connect", why);
+                goto backoff;
+            }
+        }
+        if (s_prepare_params (self)) {
+            rst_error (S_CLS, "out of memory preparing %zu rows", self->count);
+            goto backoff;
+        }
+        if (self->sql_rows != self->count) {
+            free (self->sql);
+            self->sql = s_build_sql (self->count);
+            self->sql_rows = self->sql ? self->count : 0;
+            if (!self->sql) {
+                rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
+                goto backoff;
+            }
+        }
+        long affected = 0;
+        char why[512];
+        double started = s_now_s ();
+        s_pg_result_t r = s_exec (self, self->sql, (int) (self->count * S_PARAMS_PER_ROW),
+                                  self->values, &affected, why, sizeof why);
+        if (r == S_PG_OK) {
+            rst_metrics_observe (self->metrics, self->m_latency, s_now_s () - started);
+            rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
+            rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
+            s_pg_ok (self);
+            s_ack_batch (self);
+            s_clear_batch (self);
+            return 0;
+        }
+        if (r == S_PG_DATA) {
+            for (char *c = why; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+            rst_warn (S_CLS, "PostgreSQL refused a batch of %zu clicks (%s); inserting them "
+                      "one by one", self->count, why);
+            rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
+            if (s_insert_rows (self) == S_PG_OK) {
+                s_pg_ok (self);
+                return 0;
+            }
+        }
+        else
+            s_pg_failed (self, "insert", why);
+        if (PQstatus (self->pg) != CONNECTION_OK) {
+            PQfinish (self->pg);
+            self->pg = NULL;
+        }
+    backoff:
+        if (s_pause (self, self->backoff_ms, stop))
+            return -1;
+        self->backoff_ms = self->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS
+                                                                   : self->backoff_ms * 2;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+//  Logs a decode failure, at most S_BAD_LOGS_PER_S a second.
+static void
+s_bad_event (rst_recorder_t *self, const char *why)
+{
+    rst_metrics_inc (self->metrics, self->m_bad, 1);
+    int64_t now = s_now_ms ();
+    if (now - self->bad_window_ms >= 1000) {
+        if (self->bad_logged > S_BAD_LOGS_PER_S)
+            rst_warn (S_CLS, "%d more malformed events were dropped without a log line",
+                      self->bad_logged - S_BAD_LOGS_PER_S);
+        self->bad_window_ms = now;
+        self->bad_logged = 0;
+    }
+    if (self->bad_logged++ < S_BAD_LOGS_PER_S)
+        rst_warn (S_CLS, "dropped a malformed event: %s", why);
+}
+
+//  Decodes every event of one message into the batch, writing the batch
+//  whenever it is full. Returns 0, or -1 if STOP interrupted a write (the
+//  rest of the message is dropped; it is replayed by the journal).
+static int
+s_take_message (rst_recorder_t *self, const char *data, size_t len,
+                volatile sig_atomic_t *stop)
+{
+    size_t offset = 0;
+    while (offset < len) {
+        char why[256];
+        rst_event_t *ev = rst_event_decode (data, len, &offset, why, sizeof why);
+        if (!ev) {
+            s_bad_event (self, why);
+            continue;
+        }
+        rst_metrics_inc (self->metrics, self->m_received, 1);
+        if (self->count == 0)
+            self->deadline_ms = s_now_ms () + self->batch_ms;
+        self->batch[self->count++] = ev;
+        if (self->count == self->batch_max && s_flush (self, stop))
+            return -1;
+    }
+    return 0;
+}
+
+//  Reads up to MAX messages without waiting. Returns the number read, or -1
+//  on a stop during a write or a libzmq failure (reason logged).
+static int
+s_drain (rst_recorder_t *self, int max, volatile sig_atomic_t *stop)
+{
+    int n = 0;
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    while (n < max) {
+        if (zmq_msg_recv (&msg, self->in, ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno () != EAGAIN && zmq_errno () != EINTR) {
+                rst_error (S_CLS, "libzmq: receive: %s", zmq_strerror (zmq_errno ()));
+                n = -1;
+            }
+            break;
+        }
+        n++;
+        if (s_take_message (self, zmq_msg_data (&msg), zmq_msg_size (&msg), stop)) {
+            n = -1;
+            break;
+        }
+    }
+    zmq_msg_close (&msg);
+    return n;
+}
+
+int
+rst_recorder_run (rst_recorder_t *self, volatile sig_atomic_t *stop)
+{
+    assert (self);
+    assert (stop);
+    rst_info (S_CLS, "recording clicks%s", self->pg ? "" : " (PostgreSQL not reachable yet)");
+    s_heartbeat (self, 1);
+    int rc = 0;
+    while (!*stop) {
+        int64_t now = s_now_ms ();
+        int64_t wake = self->next_heartbeat_ms;
+        if (self->count && self->deadline_ms < wake)
+            wake = self->deadline_ms;
+        long timeout = wake > now ? (long) (wake - now) : 0;
+        zmq_pollitem_t item = {self->in, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll (&item, 1, timeout);
+        if (n < 0) {
+            if (zmq_errno () == EINTR)
+                continue;
+            rst_error (S_CLS, "libzmq: poll: %s", zmq_strerror (zmq_errno ()));
+            rc = -1;
+            break;
+        }
+        if (n > 0 && (item.revents & ZMQ_POLLIN) && s_drain (self, S_DRAIN_MAX, stop) < 0
+            && *stop)
+            break;
+        if (self->count && s_now_ms () >= self->deadline_ms)
+            s_flush (self, stop);
+        s_heartbeat (self, 0);
+    }
+    //  Stopping: take what is already queued and write it, one attempt (STOP
+    //  is raised, so a failed write does not wait for a retry).
+    if (*stop) {
+        rst_info (S_CLS, "stopping: writing the current batch (%zu events)", self->count);
+        s_drain (self, S_DRAIN_MAX, stop);
+        s_flush (self, stop);
+    }
+    s_heartbeat (self, 1);
+    return rc;
+}
