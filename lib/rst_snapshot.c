@@ -184,8 +184,10 @@ rst_snapshot_clone (const rst_snapshot_t *self)
     copy->bots = malloc ((self->nbots + 1) * sizeof *copy->bots);
     if (!copy->pools || !copy->bots)
         goto fail;
-    memcpy (copy->pools, self->pools, self->npools * sizeof *copy->pools);
-    memcpy (copy->bots, self->bots, self->nbots * sizeof *copy->bots);
+    if (self->npools)
+        memcpy (copy->pools, self->pools, self->npools * sizeof *copy->pools);
+    if (self->nbots)
+        memcpy (copy->bots, self->bots, self->nbots * sizeof *copy->bots);
     copy->npools = copy->pools_cap = self->npools;
     copy->nbots = copy->bots_cap = self->nbots;
     if (s_index (copy))

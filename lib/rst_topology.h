@@ -23,6 +23,13 @@
     address that resolves on the binding host, never `*`, so that the same
     string can be connected to).
 
+    Instances are numbered from 0 to instances - 1 (`instances` absent = 1).
+    A value may be a comma-separated list of endpoints and references. Any
+    value of the form `word.word` is a reference (a file name must then be
+    written `./name.ext`); a reference must name a single endpoint, not
+    another reference. An optional `command` key replaces the node's binary
+    in `rastro up` (see nodes/rastro/cmd_up.c).
+
     A node started as `rastro-<node> --topology FILE --instance N` reads its
     own section. The supervisor (`rastro up`) starts `instances` copies of
     every section whose node has a binary. Loaded once, read-only afterwards.
