@@ -61,8 +61,9 @@ main (int argc, char **argv)
         rst_error ("front", "%s", err);
         return 1;
     }
-    rst_topology_t *topo = rst_topology_load (topology ? topology : cfg.topology_file,
-                                              cfg.data_dir, err, sizeof err);
+    if (topology)          //  so that the effective config printed below is the truth
+        snprintf (cfg.topology_file, sizeof cfg.topology_file, "%s", topology);
+    rst_topology_t *topo = rst_topology_load (cfg.topology_file, cfg.data_dir, err, sizeof err);
     if (!topo) {
         rst_error ("front", "%s", err);
         return 1;

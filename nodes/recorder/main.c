@@ -87,8 +87,9 @@ main (int argc, char **argv)
         rst_error ("recorder", "config: %s", err);
         return 1;
     }
-    if (!topology_file)
-        topology_file = cfg.topology_file;
+    if (topology_file)     //  so that the effective config printed below is the truth
+        snprintf (cfg.topology_file, sizeof cfg.topology_file, "%s", topology_file);
+    topology_file = cfg.topology_file;
     rst_topology_t *topo = rst_topology_load (topology_file, cfg.data_dir, err, sizeof err);
     if (!topo) {
         rst_error ("recorder", "topology: %s", err);

@@ -124,6 +124,19 @@ test_many_pools (void **state)
     rst_snapshot_destroy (&snap);
 }
 
+static void
+test_empty_snapshot (void **state)
+{
+    rst_snapshot_t *empty = rst_snapshot_new_empty ();
+    assert_null (rst_snapshot_find (empty, "curso", 5));
+    rst_snapshot_t *copy = rst_snapshot_clone (empty);
+    assert_non_null (copy);
+    assert_int_equal (rst_snapshot_pool_count (copy), 0);
+    rst_snapshot_carry_state (copy, empty);
+    rst_snapshot_destroy (&copy);
+    rst_snapshot_destroy (&empty);
+}
+
 int
 main (void)
 {
@@ -133,6 +146,7 @@ main (void)
         cmocka_unit_test (test_unusable_bots_are_skipped),
         cmocka_unit_test (test_clone_carries_rotation),
         cmocka_unit_test (test_many_pools),
+        cmocka_unit_test (test_empty_snapshot),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
