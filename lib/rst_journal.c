@@ -84,6 +84,8 @@ struct rst_journal_t {
     MDB_dbi meta;           //  next_seq
     unsigned required_acks; //  mask after which an entry is deleted
     char dir[PATH_MAX];     //  for log lines
+    size_t synced_txnid;    //  last transaction made durable by rst_journal_sync
+                            //  (touched only by the thread that calls it)
 };
 
 static void
@@ -503,7 +505,14 @@ int
 rst_journal_sync (rst_journal_t *self)
 {
     assert (self);
+    //  Nothing committed since the last sync: skip the fsync.
+    MDB_envinfo info;
+    int have_info = mdb_env_info (self->env, &info) == 0;
+    if (have_info && info.me_last_txnid == self->synced_txnid)
+        return 0;
     int rc = mdb_env_sync (self->env, 1);
+    if (rc == 0 && have_info)
+        self->synced_txnid = info.me_last_txnid;
     if (rc) {
         rst_error ("journal", "%s: sync: %s", self->dir, mdb_strerror (rc));
         return -1;

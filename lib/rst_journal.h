@@ -100,7 +100,8 @@ typedef int (rst_journal_visit_fn) (void *arg, uint64_t seq, int64_t born_ms, co
 int rst_journal_scan (rst_journal_t *self, uint64_t after_seq, int64_t born_before_ms, size_t max,
                       rst_journal_visit_fn *visit, void *arg);
 
-//  Flushes committed data to disk (fsync). Returns 0 or -1.
+//  Flushes committed data to disk (fsync), unless nothing was committed
+//  since the previous call. Call it from one thread. Returns 0 or -1.
 int rst_journal_sync (rst_journal_t *self);
 
 //  Number of pending entries and the born time (ms) of the oldest (0 when

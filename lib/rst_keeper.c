@@ -82,7 +82,7 @@ s_declare (rst_keeper_t *self)
     self->m_oldest = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_journal_oldest_age_seconds",
                                       "Age of the oldest unacknowledged entry.", NULL, 0);
     self->m_sync = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_syncs_total",
-                                    "Journal fsyncs.", NULL, 0);
+                                    "Journal sync passes (an fsync only when something was committed).", NULL, 0);
     self->m_sync_fail = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_sync_failures_total",
                                          "Journal fsyncs that failed.", NULL, 0);
 }
