@@ -145,6 +145,25 @@ s_child_become (const s_user_t *user, const char *cwd)
     return 0;
 }
 
+//  Appends DATA (N bytes) to the CAP-byte buffer OUT holding *USED bytes,
+//  dropping the oldest bytes so that only the tail is kept.
+static void
+s_keep_tail (char *out, size_t *used, size_t cap, const char *data, size_t n)
+{
+    if (n >= cap) {
+        data += n - cap;
+        n = cap;
+        *used = 0;
+    }
+    else if (*used + n > cap) {
+        size_t drop = *used + n - cap;
+        memmove (out, out + drop, *used - drop);
+        *used -= drop;
+    }
+    memcpy (out + *used, data, n);
+    *used += n;
+}
+
 //  Runs ARGV (argv[0] an absolute path) as USER with stdin from /dev/null and
 //  stdout+stderr captured; the last RST_PGCTL_OUTPUT_MAX bytes go to OUTPUT.
 //  Returns the exit status (0-255), or -1 if it could not run or was killed.
@@ -188,20 +207,7 @@ s_run (const s_user_t *user, const char *cwd, char *const argv[], char *output, 
             continue;
         if (n <= 0)
             break;
-        //  Keep the tail: drop the oldest bytes when full.
-        if ((size_t) n >= outlen - 1) {
-            memcpy (output, buf + (size_t) n - (outlen - 1), outlen - 1);
-            used = outlen - 1;
-        }
-        else {
-            if (used + (size_t) n > outlen - 1) {
-                size_t drop = used + (size_t) n - (outlen - 1);
-                memmove (output, output + drop, used - drop);
-                used -= drop;
-            }
-            memcpy (output + used, buf, (size_t) n);
-            used += (size_t) n;
-        }
+        s_keep_tail (output, &used, outlen - 1, buf, (size_t) n);
         output[used] = 0;
     }
     close (fds[0]);
