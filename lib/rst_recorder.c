@@ -144,6 +144,7 @@ struct rst_recorder_t {
     char *sql_one;                  //  INSERT for one row (row-by-row fallback)
 
     rst_metrics_t *metrics;         //  owned by the loop's thread
+    int m_delay;        //  click born → row committed
     int m_received, m_bad, m_inserted, m_dups, m_rejected, m_latency, m_pg_errors, m_acks,
         m_ack_fail, m_pending, m_pg_up;
     int64_t next_heartbeat_ms;
@@ -157,6 +158,17 @@ s_now_ms (void)
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Records how long EV took from its birth to its row being committed.
+static void
+s_observe_delay (rst_recorder_t *self, const rst_event_t *ev)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    double delay = (double) (now_ms - ev->time_ms) / 1000.0;
+    rst_metrics_observe (self->metrics, self->m_delay, delay > 0 ? delay : 0);
 }
 
 static double
@@ -190,6 +202,11 @@ s_metrics_declare (rst_recorder_t *self)
                                        "Duration of one batch INSERT (commit included).",
                                        s_latency_bounds,
                                        sizeof s_latency_bounds / sizeof s_latency_bounds[0]);
+    self->m_delay = rst_metrics_add (m, RST_METRIC_HISTOGRAM, "rastro_click_store_delay_seconds",
+                                     "Time from a click's 302 to its row committed in PostgreSQL "
+                                     "(wall clocks of front and recorder).",
+                                     s_latency_bounds,
+                                     sizeof s_latency_bounds / sizeof s_latency_bounds[0]);
     self->m_pg_errors = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_pg_errors_total",
                                          "Failed PostgreSQL connects and statements.", NULL, 0);
     self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_acks_sent_total",
@@ -804,6 +821,7 @@ s_insert_rows (rst_recorder_t *self)
                                   self->values + i * S_PARAMS_PER_ROW, &affected, why, sizeof why);
         if (r == S_PG_OK) {
             rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
+            s_observe_delay (self, ev);
             //  Stored: ack it now, it must not be inserted again on retry.
             int src = s_source_index (self, ev->src);
             if (src >= 0)
@@ -866,6 +884,8 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
                                   self->values, &affected, why, sizeof why);
         if (r == S_PG_OK) {
             rst_metrics_observe (self->metrics, self->m_latency, s_now_s () - started);
+            for (size_t i = 0; i < self->count; i++)
+                s_observe_delay (self, self->batch[i]);
             rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
             rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
             s_pg_ok (self);
