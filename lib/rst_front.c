@@ -13,6 +13,7 @@
 */
 #include "rst_front.h"
 #include "rst_click.h"
+#include "rst_clock.h"
 #include "rst_event.h"
 #include "rst_journal.h"
 #include "rst_keeper.h"
@@ -116,22 +117,6 @@ struct s_thread {
     pthread_mutex_t lock;
     pthread_barrier_t *ready;           //  signalled once the loop is set up
 };
-
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int64_t
-s_wall_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_declare_metrics (rst_metrics_t *m, s_metric_ids_t *ids)
@@ -275,7 +260,7 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
 {
     s_thread_t *t = H2O_STRUCT_FROM_MEMBER (s_thread_t, ctx, req->conn->ctx);
     rst_front_t *front = t->front;
-    uint64_t started = s_now_ns ();
+    uint64_t started = rst_clock_mono_ns ();
 
     if (!h2o_memis (req->method.base, req->method.len, H2O_STRLIT ("GET"))
         && !h2o_memis (req->method.base, req->method.len, H2O_STRLIT ("HEAD"))) {
@@ -348,7 +333,7 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
     rst_event_t *ev = &p->event;
     rst_event_init (ev);
     ev->type = RST_EVENT_CLICK;
-    ev->time_ms = s_wall_ms ();
+    ev->time_ms = rst_clock_wall_ms ();
     ev->owner_id = pool->owner_id;
     ev->pool_id = pool->id;
     ev->bot_id = bot->id;
@@ -428,7 +413,7 @@ s_flush (h2o_timeout_entry_t *entry)
     rst_front_t *front = t->front;
     if (t->nparked == 0)
         return;
-    uint64_t begin = s_now_ns ();
+    uint64_t begin = rst_clock_mono_ns ();
     msgpack_sbuffer_clear (&t->out);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &t->out, msgpack_sbuffer_write);
@@ -449,7 +434,7 @@ s_flush (h2o_timeout_entry_t *entry)
         ok = rst_journal_txn_commit (&txn, 0) == 0;
     else
         rst_journal_txn_abort (&txn);
-    uint64_t committed = s_now_ns ();
+    uint64_t committed = rst_clock_mono_ns ();
     rst_metrics_observe (t->metrics, front->ids.commit, (double) (committed - begin) / 1e9);
     rst_metrics_inc (t->metrics, ok ? front->ids.commits : front->ids.commit_fail, 1);
     if (!ok)
@@ -478,7 +463,7 @@ s_flush (h2o_timeout_entry_t *entry)
         h2o_send_inline (req, "", 0);
         rst_metrics_inc (t->metrics, front->ids.req_302, 1);
         rst_metrics_inc (t->metrics, front->ids.clicks, 1);
-        rst_metrics_observe (t->metrics, front->ids.latency, (double) (s_now_ns () - p->started_ns) / 1e9);
+        rst_metrics_observe (t->metrics, front->ids.latency, (double) (rst_clock_mono_ns () - p->started_ns) / 1e9);
     }
     t->nparked = 0;
     if (ok && t->out.size > 0) {

@@ -60,6 +60,7 @@
         nothing here coordinates them.
 */
 #include "rst_journal.h"
+#include "rst_clock.h"
 #include "rst_log.h"
 
 #include <assert.h>
@@ -126,14 +127,6 @@ static uint32_t
 s_get_be32 (const unsigned char *p)
 {
     return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
-}
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 //  mkdir -p with mode S_DIR_MODE for the parts we create. Returns 0 or -1.
@@ -286,7 +279,7 @@ rst_journal_txn_begin (rst_journal_t *self, rst_journal_txn_t *txn)
         rst_journal_txn_abort (txn);
         return -1;
     }
-    txn->born_ms = s_now_ms ();
+    txn->born_ms = rst_clock_wall_ms ();
     return 0;
 }
 

@@ -15,6 +15,7 @@
     event_id, so replaying an entry whose ack is merely late is harmless.
 */
 #include "rst_keeper.h"
+#include "rst_clock.h"
 #include "rst_event.h"
 #include "rst_log.h"
 
@@ -52,14 +53,6 @@ struct rst_keeper_t {
         m_sync_fail;
     uint64_t seqs[S_ACKS_PER_TXN];  //  scratch for one ack transaction
 };
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_declare (rst_keeper_t *self)
@@ -196,11 +189,11 @@ static void *
 s_keeper_main (void *arg)
 {
     rst_keeper_t *self = arg;
-    int64_t next_sync = s_now_ms () + self->sync_ms;
-    int64_t next_second = s_now_ms ();
+    int64_t next_sync = rst_clock_wall_ms () + self->sync_ms;
+    int64_t next_second = rst_clock_wall_ms ();
     while (!atomic_load (&self->stop)) {
         zmq_pollitem_t item = {self->acks, 0, ZMQ_POLLIN, 0};
-        int64_t now = s_now_ms ();
+        int64_t now = rst_clock_wall_ms ();
         long wait = (long) (next_sync - now);
         if (wait < 0)
             wait = 0;
@@ -210,7 +203,7 @@ s_keeper_main (void *arg)
         }
         if (item.revents & ZMQ_POLLIN)
             s_drain_acks (self);
-        now = s_now_ms ();
+        now = rst_clock_wall_ms ();
         if (now >= next_sync) {
             rst_metrics_inc (self->metrics,
                              rst_journal_sync (self->journal) ? self->m_sync_fail : self->m_sync, 1);
@@ -224,7 +217,7 @@ s_keeper_main (void *arg)
     }
     s_drain_acks (self);
     rst_journal_sync (self->journal);
-    s_measure (self, s_now_ms ());
+    s_measure (self, rst_clock_wall_ms ());
     return NULL;
 }
 
@@ -259,7 +252,7 @@ rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *top
     self->replay_after_ms = 1000 * rst_topology_get_long (topo, node, instance, "replay_after", 5);
     if (self->replay_after_ms < 1000)
         self->replay_after_ms = 1000;
-    self->started_ms = s_now_ms ();
+    self->started_ms = rst_clock_wall_ms ();
     self->next_pass_ms = self->started_ms;
     self->metrics = rst_metrics_new ();
     self->published = rst_metrics_new ();

@@ -61,6 +61,7 @@
     and returns. Whatever was not written is replayed by the journals.
 */
 #include "rst_recorder.h"
+#include "rst_clock.h"
 #include "rst_db.h"
 #include "rst_event.h"
 #include "rst_log.h"
@@ -152,31 +153,12 @@ struct rst_recorder_t {
     int bad_logged;
 };
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  Records how long EV took from its birth to its row being committed.
 static void
 s_observe_delay (rst_recorder_t *self, const rst_event_t *ev)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    double delay = (double) (now_ms - ev->time_ms) / 1000.0;
+    double delay = (double) (rst_clock_wall_ms () - ev->time_ms) / 1000.0;
     rst_metrics_observe (self->metrics, self->m_delay, delay > 0 ? delay : 0);
-}
-
-static double
-s_now_s (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 //  --------------------------------------------------------------------------
@@ -224,7 +206,7 @@ s_metrics_declare (rst_recorder_t *self)
 static void
 s_heartbeat (rst_recorder_t *self, int force)
 {
-    int64_t now = s_now_ms ();
+    int64_t now = rst_clock_mono_ms ();
     if (!force && now < self->next_heartbeat_ms)
         return;
     self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
@@ -352,7 +334,7 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     if (!self->pg) {
         rst_error (S_CLS, "%s; will retry when the first batch is written", why);
         self->pg_down = 1;
-        self->pg_down_since_ms = s_now_ms ();
+        self->pg_down_since_ms = rst_clock_mono_ms ();
         rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
     }
     return self;
@@ -613,7 +595,7 @@ s_pg_failed (rst_recorder_t *self, const char *what, const char *why)
     self->pg_attempts++;
     if (!self->pg_down) {
         self->pg_down = 1;
-        self->pg_down_since_ms = s_now_ms ();
+        self->pg_down_since_ms = rst_clock_mono_ms ();
         char line[512];
         snprintf (line, sizeof line, "%s", why ? why : "");
         for (char *c = line; *c; c++)
@@ -629,7 +611,7 @@ s_pg_ok (rst_recorder_t *self)
 {
     if (self->pg_down)
         rst_info (S_CLS, "PostgreSQL is back after %.1f s and %d failed attempts",
-                  (double) (s_now_ms () - self->pg_down_since_ms) / 1000.0, self->pg_attempts);
+                  (double) (rst_clock_mono_ms () - self->pg_down_since_ms) / 1000.0, self->pg_attempts);
     self->pg_down = 0;
     self->pg_attempts = 0;
     self->backoff_ms = S_BACKOFF_MIN_MS;
@@ -765,9 +747,9 @@ s_clear_batch (rst_recorder_t *self)
 static int
 s_pause (rst_recorder_t *self, int ms, volatile sig_atomic_t *stop)
 {
-    int64_t until = s_now_ms () + ms;
+    int64_t until = rst_clock_mono_ms () + ms;
     while (!*stop) {
-        int64_t left = until - s_now_ms ();
+        int64_t left = until - rst_clock_mono_ms ();
         if (left <= 0)
             return 0;
         struct timespec ts = {0, (left > 100 ? 100 : left) * 1000000L};
@@ -879,11 +861,11 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
         }
         long affected = 0;
         char why[512];
-        double started = s_now_s ();
+        double started = (double) rst_clock_mono_ns () / 1e9;
         s_pg_result_t r = s_exec (self, self->sql, (int) (self->count * S_PARAMS_PER_ROW),
                                   self->values, &affected, why, sizeof why);
         if (r == S_PG_OK) {
-            rst_metrics_observe (self->metrics, self->m_latency, s_now_s () - started);
+            rst_metrics_observe (self->metrics, self->m_latency, (double) rst_clock_mono_ns () / 1e9 - started);
             for (size_t i = 0; i < self->count; i++)
                 s_observe_delay (self, self->batch[i]);
             rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
@@ -928,7 +910,7 @@ static void
 s_bad_event (rst_recorder_t *self, const char *why)
 {
     rst_metrics_inc (self->metrics, self->m_bad, 1);
-    int64_t now = s_now_ms ();
+    int64_t now = rst_clock_mono_ms ();
     if (now - self->bad_window_ms >= 1000) {
         if (self->bad_logged > S_BAD_LOGS_PER_S)
             rst_warn (S_CLS, "%d more malformed events were dropped without a log line",
@@ -957,7 +939,7 @@ s_take_message (rst_recorder_t *self, const char *data, size_t len,
         }
         rst_metrics_inc (self->metrics, self->m_received, 1);
         if (self->count == 0)
-            self->deadline_ms = s_now_ms () + self->batch_ms;
+            self->deadline_ms = rst_clock_mono_ms () + self->batch_ms;
         self->batch[self->count++] = ev;
         if (self->count == self->batch_max && s_flush (self, stop))
             return -1;
@@ -1000,7 +982,7 @@ rst_recorder_run (rst_recorder_t *self, volatile sig_atomic_t *stop)
     s_heartbeat (self, 1);
     int rc = 0;
     while (!*stop) {
-        int64_t now = s_now_ms ();
+        int64_t now = rst_clock_mono_ms ();
         int64_t wake = self->next_heartbeat_ms;
         if (self->count && self->deadline_ms < wake)
             wake = self->deadline_ms;
@@ -1017,7 +999,7 @@ rst_recorder_run (rst_recorder_t *self, volatile sig_atomic_t *stop)
         if (n > 0 && (item.revents & ZMQ_POLLIN) && s_drain (self, S_DRAIN_MAX, stop) < 0
             && *stop)
             break;
-        if (self->count && s_now_ms () >= self->deadline_ms)
+        if (self->count && rst_clock_mono_ms () >= self->deadline_ms)
             s_flush (self, stop);
         s_heartbeat (self, 0);
     }

@@ -54,6 +54,7 @@
 */
 #define _GNU_SOURCE
 #include "commands.h"
+#include "rst_clock.h"
 #include "rst_db.h"
 #include "rst_log.h"
 #include "rst_pgctl.h"
@@ -125,14 +126,6 @@ typedef struct {
     int64_t stop_deadline_ms;       //  when stragglers get SIGKILL
     char state_file[PATH_MAX];
 } s_up_t;
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_usage (FILE *out)
@@ -362,13 +355,13 @@ s_start_child (s_up_t *self, s_child_t *c)
     c->buflen = 0;
     c->pid = pid;
     c->state = S_RUNNING;
-    c->started_ms = s_now_ms ();
+    c->started_ms = rst_clock_mono_ms ();
     c->started_wall = time (NULL);
     rst_info (CLS, "started %s (pid %d)", c->label, (int) pid);
     return;
 backoff:
     c->state = S_BACKOFF;
-    c->restart_at_ms = s_now_ms () + c->backoff_ms;
+    c->restart_at_ms = rst_clock_mono_ms () + c->backoff_ms;
 }
 
 //  Describes a wait status: "exit status 1", "killed by signal SIGKILL".
@@ -405,7 +398,7 @@ s_reap (s_up_t *self)
         kill (-pid, SIGKILL);
         s_read_output (self, c, 1);
         s_exit_reason (status, c->last_exit, sizeof c->last_exit);
-        int64_t now = s_now_ms ();
+        int64_t now = rst_clock_mono_ms ();
         int64_t ran = now - c->started_ms;
         c->pid = 0;
         if (self->stopping) {
@@ -457,7 +450,7 @@ s_begin_stop (s_up_t *self, int sig)
     }
     self->stopping = 1;
     self->phase = "stopping";
-    self->stop_deadline_ms = s_now_ms () + S_STOP_GRACE_MS;
+    self->stop_deadline_ms = rst_clock_mono_ms () + S_STOP_GRACE_MS;
     rst_info (CLS, "SIG%s received: stopping %zu node(s) (again to kill them at once)",
               sigabbrev_np (sig), s_alive (self));
     for (size_t i = 0; i < self->count; i++) {
@@ -611,7 +604,7 @@ s_run (s_up_t *self)
     s_child_t **owners = calloc (self->count + 1, sizeof *owners);
     assert (pfds && owners);
     while (!self->stopping || s_alive (self) > 0) {
-        int64_t now = s_now_ms ();
+        int64_t now = rst_clock_mono_ms ();
         int64_t wake = now + 1000;
         if (!self->stopping) {
             for (size_t i = 0; i < self->count; i++) {
