@@ -326,3 +326,11 @@ unlock:
     }
     return applied;
 }
+
+int
+rst_db_ping (const char *url)
+{
+    const char *keys[] = {"dbname", "connect_timeout", NULL};
+    const char *values[] = {url, "3", NULL};
+    return PQpingParams (keys, values, 1) == PQPING_OK;
+}

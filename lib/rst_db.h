@@ -17,6 +17,9 @@
 //  or NULL with a one-line reason in ERR (the library's message, no password).
 PGconn *rst_db_connect (const rst_config_t *cfg, char *err, size_t errlen);
 
+//  1 if the database of the conninfo URL answers within 3 seconds, else 0.
+int rst_db_ping (const char *url);
+
 //  Applies every migration not yet applied. Returns the number applied (0
 //  when up to date), or -1 with the failing file and PostgreSQL's message in ERR.
 int rst_db_migrate (PGconn *conn, char *err, size_t errlen);

@@ -85,19 +85,10 @@ s_stop (const rst_config_t *cfg)
     return 0;
 }
 
-//  1 if the database of URL answers within a few seconds.
-static int
-s_ping (const char *url)
-{
-    const char *keys[] = {"dbname", "connect_timeout", NULL};
-    const char *values[] = {url, "3", NULL};
-    return PQpingParams (keys, values, 1) == PQPING_OK;
-}
-
 static int
 s_status (const rst_config_t *cfg)
 {
-    int up = s_ping (cfg->database_url);
+    int up = rst_db_ping (cfg->database_url);
     if (cfg->database_is_private)
         printf ("private PostgreSQL in %s/pg: %s\n", cfg->data_dir,
                 rst_pgctl_is_running (cfg) ? (up ? "running" : "starting or not answering")

@@ -13,6 +13,7 @@
     used); 1 otherwise; 3 when no supervisor runs for this data directory.
 */
 #include "commands.h"
+#include "rst_db.h"
 #include "rst_pgctl.h"
 
 #include <cjson/cJSON.h>
@@ -63,15 +64,6 @@ s_usage (FILE *out)
                   "  --json  the same as a JSON object\n\n"
                   "Exit status: 0 all running with a heartbeat younger than 5 s, 1 something\n"
                   "is not, 3 no `rastro up` is running for this data directory.\n");
-}
-
-//  1 if the database of URL answers within a few seconds.
-static int
-s_ping (const char *url)
-{
-    const char *keys[] = {"dbname", "connect_timeout", NULL};
-    const char *values[] = {url, "3", NULL};
-    return PQpingParams (keys, values, 1) == PQPING_OK;
 }
 
 //  1 if a supervisor holds the lock of DATA_DIR, 0 if not.
@@ -215,7 +207,7 @@ cmd_status (int argc, char **argv, const rst_config_t *cfg)
 
     //  PostgreSQL: whether it answers; counted unless the supervisor runs without it.
     int pg_private = cfg->database_is_private;
-    int pg_up = s_ping (cfg->database_url);
+    int pg_up = rst_db_ping (cfg->database_url);
     int pg_counts = !(have_state && !strcmp (state.db_mode, "none"));
     int healthy = alive && have_state && (pg_up || !pg_counts) && !strcmp (state.phase, "running");
 
