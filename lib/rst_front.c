@@ -808,7 +808,14 @@ rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance
         snprintf (err, errlen, "topology: [front] has no journal directory");
         goto fail;
     }
-    self->journal = rst_journal_new (journal_dir, RST_JOURNAL_ACK_STORED, 0, err, errlen);
+    char acks[64] = "stored";
+    rst_topology_get (topo, "front", instance, "required_acks", acks, sizeof acks);
+    unsigned required = rst_journal_acks_parse (acks);
+    if (!required) {
+        snprintf (err, errlen, "topology: [front] required_acks = %s: use stored, meta or both", acks);
+        goto fail;
+    }
+    self->journal = rst_journal_new (journal_dir, required, 0, err, errlen);
     if (!self->journal)
         goto fail;
     self->zmq_ctx = zmq_ctx_new ();

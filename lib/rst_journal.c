@@ -549,3 +549,23 @@ rst_journal_stats (rst_journal_t *self, uint64_t *depth, int64_t *oldest_born_ms
         *oldest_born_ms = oldest;
     return 0;
 }
+
+unsigned
+rst_journal_acks_parse (const char *list)
+{
+    unsigned mask = 0;
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn (p, ", ");
+        if (n == 6 && !strncmp (p, "stored", 6))
+            mask |= RST_JOURNAL_ACK_STORED;
+        else if (n == 4 && !strncmp (p, "meta", 4))
+            mask |= RST_JOURNAL_ACK_META;
+        else if (n > 0)
+            return 0;
+        p += n;
+    }
+    return mask;
+}

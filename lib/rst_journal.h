@@ -41,6 +41,12 @@
 typedef struct rst_journal_t rst_journal_t;
 
 #define RST_JOURNAL_ACK_STORED 0x01u   //  recorder stored the event in PostgreSQL
+#define RST_JOURNAL_ACK_META   0x02u   //  the Meta path has it: spooled by a sender, or
+                                       //  not for Meta (automated traffic), or dead-lettered
+
+//  Parses a comma-separated list of ack names ("stored", "meta") into a
+//  mask. Returns the mask, or 0 if a name is unknown or the list is empty.
+unsigned rst_journal_acks_parse (const char *list);
 #define RST_JOURNAL_MAP_SIZE_DEFAULT (64ull << 30)
 
 //  Opens (creating if needed) the journal in directory DIR. REQUIRED_ACKS is

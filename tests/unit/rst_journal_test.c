@@ -377,10 +377,24 @@ test_bad_directory (void **state)
     assert_non_null (strstr (err, "journal:"));
 }
 
+static void
+test_acks_parse (void **state)
+{
+    (void) state;
+    assert_int_equal (rst_journal_acks_parse ("stored"), RST_JOURNAL_ACK_STORED);
+    assert_int_equal (rst_journal_acks_parse ("stored, meta"),
+                      RST_JOURNAL_ACK_STORED | RST_JOURNAL_ACK_META);
+    assert_int_equal (rst_journal_acks_parse ("meta"), RST_JOURNAL_ACK_META);
+    assert_int_equal (rst_journal_acks_parse (""), 0);
+    assert_int_equal (rst_journal_acks_parse ("stored,sent"), 0);
+    assert_int_equal (rst_journal_acks_parse ("storedx"), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_acks_parse),
         cmocka_unit_test_setup_teardown (test_put_commit_scan_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_scan_order_and_limits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_partial_ack_mask, s_setup, s_teardown),
