@@ -118,6 +118,8 @@ struct rst_recorder_t {
     void *zmq_ctx;                  //  owned
     void *in;                       //  PULL, bound
     void *acks[S_MAX_SOURCES];      //  PUSH per source instance, connected
+    void *out;                      //  PUSH to the next stage (topology `out`), or NULL
+    msgpack_sbuffer outbuf;         //  scratch: one packed forward message
     char *ack_endpoints[S_MAX_SOURCES];     //  from rst_topology_endpoints (owned)
     int ack_count;
     char source_node[64];           //  "front": src must be "<source_node>.<i>"
@@ -147,7 +149,7 @@ struct rst_recorder_t {
     rst_metrics_t *metrics;         //  owned by the loop's thread
     int m_delay;        //  click born → row committed
     int m_received, m_bad, m_inserted, m_dups, m_rejected, m_latency, m_pg_errors, m_acks,
-        m_ack_fail, m_pending, m_pg_up;
+        m_ack_fail, m_pending, m_pg_up, m_forwarded, m_forward_fail;
     int64_t next_heartbeat_ms;
     int64_t bad_window_ms;          //  rate limit of decode-failure logs
     int bad_logged;
@@ -189,6 +191,13 @@ s_metrics_declare (rst_recorder_t *self)
                                      "(wall clocks of front and recorder).",
                                      s_latency_bounds,
                                      sizeof s_latency_bounds / sizeof s_latency_bounds[0]);
+    self->m_forwarded = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_forwarded_total",
+                                         "Stored events handed to the next stage (topology `out`).",
+                                         NULL, 0);
+    self->m_forward_fail = rst_metrics_add (m, RST_METRIC_COUNTER,
+                                            "rastro_recorder_forward_failures_total",
+                                            "Stored events the next stage did not take (absent or "
+                                            "full); the journal replays them.", NULL, 0);
     self->m_pg_errors = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_pg_errors_total",
                                          "Failed PostgreSQL connects and statements.", NULL, 0);
     self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_recorder_acks_sent_total",
@@ -262,6 +271,7 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     self->topo = topo;
     self->instance = instance;
     msgpack_sbuffer_init (&self->ackbuf);
+    msgpack_sbuffer_init (&self->outbuf);
     self->backoff_ms = S_BACKOFF_MIN_MS;
 
     long bmax = rst_topology_get_long (topo, S_CLS, instance, "batch_max",
@@ -329,6 +339,17 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
         }
     }
 
+    //  Optional next stage: without `out` the recorder only stores.
+    char out_value[4096];
+    if (rst_topology_get (topo, S_CLS, instance, "out", out_value, sizeof out_value) == 0) {
+        self->out = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_IN_HWM, S_ACK_LINGER_MS);
+        int immediate = 1;
+        if (self->out)
+            zmq_setsockopt (self->out, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+        if (!self->out || rst_topology_attach (topo, self->out, S_CLS, instance, "out", err, errlen))
+            goto fail;
+    }
+
     char why[512];
     self->pg = rst_db_connect (cfg, why, sizeof why);
     if (!self->pg) {
@@ -363,10 +384,13 @@ rst_recorder_destroy (rst_recorder_t **self_p)
     rst_topology_endpoints_free (self->ack_endpoints, self->ack_count);
     if (self->in)
         zmq_close (self->in);
+    if (self->out)
+        zmq_close (self->out);
     if (self->zmq_ctx)
         zmq_ctx_term (self->zmq_ctx);
     rst_metrics_destroy (&self->metrics);
     msgpack_sbuffer_destroy (&self->ackbuf);
+    msgpack_sbuffer_destroy (&self->outbuf);
     free (self->batch);
     free (self->ack_seqs);
     free (self->values);
@@ -386,6 +410,13 @@ rst_recorder_print (const rst_recorder_t *self)
     for (int i = 0; i < self->ack_count; i++)
         rst_info (S_CLS, "acks[%d] = %s (PUSH; events from %s.%d)", i, self->ack_endpoints[i],
                   self->source_node[0] ? self->source_node : "<node>", i);
+    if (self->out) {
+        char value[4096];
+        rst_topology_get (self->topo, S_CLS, self->instance, "out", value, sizeof value);
+        rst_info (S_CLS, "out = %s (PUSH; stored events go on there)", value);
+    }
+    else
+        rst_info (S_CLS, "out = (none: events are only stored)");
     rst_info (S_CLS, "batch_max = %zu", self->batch_max);
     rst_info (S_CLS, "batch_ms = %d", self->batch_ms);
 }
@@ -731,6 +762,28 @@ s_ack_batch (rst_recorder_t *self)
     }
 }
 
+//  Hands COUNT stored events to the next stage in one message, never
+//  blocking. Duplicates (replays) are forwarded too: the next stages keep
+//  their own idempotence, and the replay may be what fills a gap there. A
+//  failed send is only counted: the journal replays what the Meta path never
+//  acknowledged.
+static void
+s_forward (rst_recorder_t *self, rst_event_t *const *events, size_t count)
+{
+    if (!self->out || count == 0)
+        return;
+    msgpack_sbuffer_clear (&self->outbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &self->outbuf, msgpack_sbuffer_write);
+    size_t packed = 0;
+    for (size_t i = 0; i < count; i++)
+        packed += rst_event_pack (events[i], &pk) == 0;
+    if (packed && zmq_send (self->out, self->outbuf.data, self->outbuf.size, ZMQ_DONTWAIT) >= 0)
+        rst_metrics_inc (self->metrics, self->m_forwarded, (double) packed);
+    else
+        rst_metrics_inc (self->metrics, self->m_forward_fail, (double) count);
+}
+
 static void
 s_clear_batch (rst_recorder_t *self)
 {
@@ -808,6 +861,7 @@ s_insert_rows (rst_recorder_t *self)
             int src = s_source_index (self, ev->src);
             if (src >= 0)
                 s_send_acks (self, src, &ev->seq, 1);
+            s_forward (self, &ev, 1);
             rst_event_destroy (&ev);
         }
         else if (r == S_PG_DATA) {
@@ -872,6 +926,7 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
             rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
             s_pg_ok (self);
             s_ack_batch (self);
+            s_forward (self, self->batch, self->count);
             s_clear_batch (self);
             return 0;
         }
