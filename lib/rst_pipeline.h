@@ -28,6 +28,13 @@
 #define RST_PIPELINE_VERSION     1
 #define RST_PIPELINE_CAPI_MAX    16384  //  bytes of one event's Meta JSON
 #define RST_PIPELINE_MAX_IDS     1000   //  event ids in one outcome
+#define RST_PIPELINE_DIM_MAX     256    //  bytes of utm_source, utm_campaign
+#define RST_PIPELINE_WAIT_MS_MAX (7LL * 24 * 3600 * 1000)  //  longest throttling pause
+//  Largest maps the decoders accept (a valid message is always below them:
+//  the per-field limits bound it).
+#define RST_PIPELINE_ENRICHED_MAX_BYTES 24576
+#define RST_PIPELINE_BATCH_MAX_BYTES    (17u << 20)
+#define RST_PIPELINE_OUTCOME_MAX_BYTES  131072
 
 //  One enriched event. Strings are views: borrowed in a built event, owned
 //  by the event's arena in a decoded one (NUL-terminated there).
@@ -104,8 +111,25 @@ typedef struct {
     void *arena;
 } rst_outcome_t;
 
+//  Appends SELF as one "outcome" map to PK. Returns 0 or -1 (nothing
+//  written: unknown kind, bad pixel_id or event id, more than
+//  RST_PIPELINE_MAX_IDS ids, wait_ms outside 0..RST_PIPELINE_WAIT_MS_MAX).
 int rst_outcome_pack (const rst_outcome_t *self, msgpack_packer *pk);
+
+//  Decodes one "outcome" map (the whole of DATA). Returns a new outcome the
+//  caller frees with rst_outcome_destroy, or NULL with the reason in ERR.
 rst_outcome_t *rst_outcome_decode (const char *data, size_t len, char *err, size_t errlen);
 void rst_outcome_destroy (rst_outcome_t **self_p);
+
+//  Added by the codec's implementation (schemas/pipeline.md):
+
+//  Name of an outcome kind as it is written on the wire ("accepted", "dead",
+//  "throttled"), or "unknown".
+const char *rst_outcome_kind_name (rst_outcome_kind_t kind);
+
+//  1 if TEXT[0..LEN) is exactly one JSON object (RFC 8259, optional
+//  surrounding whitespace, nesting at most 32 deep) whose strings are valid
+//  UTF-8, else 0. This is the check every `capi` passes. No allocation.
+int rst_pipeline_json_is_object (const char *text, size_t len);
 
 #endif

@@ -859,6 +859,94 @@ s_pixel_list (int argc, char **argv, const rst_config_t *cfg)
                    "no pixels yet: add one with `rastro pixel add <pixel_id> --token-file F`");
 }
 
+//  rastro pixel set: the limiter's rate (pixels.rate_per_s) and the test event code.
+static int
+s_pixel_set (int argc, char **argv, const rst_config_t *cfg)
+{
+    const char *pixel_id = NULL, *rate = NULL, *code = NULL, *owner_email = NULL;
+    int no_code = 0, dashdash = 0;
+    for (int i = 1; i < argc; i++) {
+        int m = 0;
+        if (!dashdash && !strcmp (argv[i], "--no-test-event-code")) {
+            no_code = 1;
+            continue;
+        }
+        if (!dashdash
+            && ((m = s_opt (argc, argv, &i, "--rate", &rate, 0))
+                || (m = s_opt (argc, argv, &i, "--test-event-code", &code, 0))
+                || (m = s_opt (argc, argv, &i, "--owner", &owner_email, 0)))) {
+            if (m < 0)
+                return S_USAGE;
+            continue;
+        }
+        int p = s_positional (argv[i], &dashdash);
+        if (p == 0)
+            return S_USAGE;
+        if (p < 0)
+            continue;
+        if (pixel_id)
+            return s_fail (S_USAGE, "pixel set takes one pixel id (see --help)");
+        pixel_id = argv[i];
+    }
+    if (!pixel_id)
+        return s_fail (S_USAGE, "pixel set needs the pixel id (see --help)");
+    if (!s_is_pixel_id (pixel_id))
+        return s_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits)", pixel_id,
+                       S_PIXEL_ID_MAX);
+    if (!rate && !code && !no_code)
+        return s_fail (S_USAGE, "pixel set needs --rate N, --test-event-code CODE or "
+                       "--no-test-event-code");
+    if (code && no_code)
+        return s_fail (S_USAGE, "--test-event-code and --no-test-event-code exclude each other");
+    if (rate) {
+        char *end;
+        errno = 0;
+        long r = strtol (rate, &end, 10);
+        if (errno || end == rate || *end || r < 1 || r > 100000)
+            return s_fail (S_USAGE, "--rate '%s' must be 1 to 100000 events per second", rate);
+    }
+    if (code && !s_is_word (code, 1, S_CODE_MAX, "_-"))
+        return s_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
+                       "or '-', e.g. TEST12345)", code, S_CODE_MAX);
+    if (owner_email && !s_is_email (owner_email))
+        return s_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    PGconn *conn = s_open_db (cfg);
+    if (!conn)
+        return S_FAIL;
+    s_owner_t owner;
+    int rc = s_resolve_owner (conn, owner_email, &owner);
+    if (rc)
+        goto done;
+    const char *params[] = {owner.id, pixel_id, rate, (code || no_code) ? "t" : "f", code};
+    char err[S_ERR_MAX];
+    PGresult *res = s_query (conn,
+                             "UPDATE pixels SET rate_per_s = coalesce($3::int, rate_per_s),"
+                             " test_event_code = CASE WHEN $4::boolean THEN $5 ELSE test_event_code END"
+                             " WHERE owner_id = $1 AND pixel_id = $2",
+                             5, params, NULL, err, sizeof err);
+    if (!res) {
+        rc = s_fail (S_FAIL, "%s", err);
+        goto done;
+    }
+    if (strcmp (PQcmdTuples (res), "1"))
+        rc = s_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
+                     "--token-file F`", pixel_id, owner.email, pixel_id);
+    else {
+        printf ("pixel %s updated", pixel_id);
+        if (rate)
+            printf (": rate %s events/s", rate);
+        if (code)
+            printf ("%s test event code %s", rate ? "," : ":", code);
+        if (no_code)
+            printf ("%s no test event code", rate ? "," : ":");
+        printf ("\n");
+    }
+    PQclear (res);
+done:
+    PQfinish (conn);
+    return rc;
+}
+
 static const s_sub_t s_pixel_subs[] = {
     {"add", s_pixel_add,
      "pixel add <pixel_id> --token-file F [--test-event-code CODE] [--owner EMAIL]",
@@ -871,6 +959,14 @@ static const s_sub_t s_pixel_subs[] = {
      "  --owner EMAIL           the owning user (default: the only user)\n"},
     {"list", s_pixel_list, "pixel list [--owner EMAIL]",
      "Lists the pixels (of one user with --owner). Tokens show as \"set\".\n"},
+    {"set", s_pixel_set,
+     "pixel set <pixel_id> [--rate N] [--test-event-code CODE|--no-test-event-code] [--owner EMAIL]",
+     "Changes a pixel's delivery settings (live: the nodes follow within a second).\n\n"
+     "  --rate N                events per second the limiter lets through to Meta\n"
+     "                          for this pixel (1 to 100000; default: the topology's)\n"
+     "  --test-event-code CODE  send events as test events (Events Manager)\n"
+     "  --no-test-event-code    stop sending them as test events\n"
+     "  --owner EMAIL           the owning user (default: the only user)\n"},
     {NULL, NULL, NULL, NULL},
 };
 

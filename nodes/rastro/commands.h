@@ -26,4 +26,7 @@ int cmd_status (int argc, char **argv, const rst_config_t *cfg);
 //  cmd_db.c: `rastro db start|stop|migrate|url|psql`.
 int cmd_db (int argc, char **argv, const rst_config_t *cfg);
 
+//  cmd_dlq.c: `rastro dlq list|show|replay|purge`, the dead-letter store.
+int cmd_dlq (int argc, char **argv, const rst_config_t *cfg);
+
 #endif

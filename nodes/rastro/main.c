@@ -23,6 +23,7 @@ static const s_command_t s_commands[] = {
     {"pixel", cmd_pixel, "add or list Meta pixels (token encrypted at rest)"},
     {"bot", cmd_bot, "add, list or mark Telegram bots"},
     {"pool", cmd_pool, "add, list, enable or disable pools (the /go/<slug> links)"},
+    {"dlq", cmd_dlq, "list, show, replay or purge dead letters (events Meta refused)"},
     {"db", cmd_db, "start/stop the private PostgreSQL, apply migrations, open psql"},
     {NULL, NULL, NULL},
 };

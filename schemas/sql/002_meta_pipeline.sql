@@ -20,7 +20,7 @@ CREATE TABLE dead_letters (
     event_id            text NOT NULL,
     event_name          text,
     event_time          timestamptz,
-    payload             jsonb NOT NULL,
+    payload             json NOT NULL,          -- json, not jsonb: kept byte for byte
     reason              text NOT NULL,          -- short category, e.g. "invalid-parameter", "token", "too-old"
     http_status         integer,
     error_code          integer,

@@ -18,6 +18,9 @@ rastro pool add dur --pixel 42 --bot dur_bot >/dev/null
 
 PORT=$(rt_free_port)
 export RASTRO_HTTP_PORT=$PORT
+# The whole topology runs; Meta is a closed local port here (the sender keeps
+# the events in its spool and retries), test_chaos covers delivery.
+export RASTRO_META_GRAPH_URL=http://127.0.0.1:$(rt_free_port)
 BASE="http://127.0.0.1:$PORT"
 TOPO="$RASTRO_SOURCE_DIR/topology/local.ini"
 

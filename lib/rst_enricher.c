@@ -1,0 +1,1054 @@
+/*  rst_enricher — turns raw funnel events into Meta events.
+
+    Role: the first stage of the Meta delivery pipeline (ARCHITECTURE.md,
+    issue 3 §1). Every raw event the recorders forward is decoded, checked
+    against the pool/pixel cache, classified (people or automated traffic),
+    mapped to its Meta event and published; events for Meta go on towards
+    the limiter that owns their pixel.
+
+    Sockets (topology [enricher]):
+      in        PULL, bound. Messages of one or more raw events back to back
+                (schemas/events.md); a malformed map is counted, logged
+                (at most S_BAD_LOGS_PER_S a second) and dropped.
+      pub       PUB, bound. One message per input message, holding every
+                enriched event of it ("enriched" maps back to back,
+                schemas/pipeline.md), automated traffic included: the
+                aggregator and the broadcaster subscribe. A PUB drops
+                silently for a subscriber that is slow (c-toolchain §5);
+                analytics de-duplicates by event_id and is rebuilt from
+                PostgreSQL, so that is acceptable there.
+      limiters  one PUSH per endpoint (entry i = limiter instance i),
+                connected, ZMQ_IMMEDIATE, sent with ZMQ_DONTWAIT. An event
+                for Meta goes to limiter rst_shard_of (pixel_id,
+                n_limiters), so every event of a pixel meets the same
+                token bucket. A push that fails (limiter absent or full) is
+                counted and DROPPED: no meta ack is sent for it, so the
+                front's journal replays it after its replay_after seconds
+                (topology [front]) and it comes through here again.
+      acks      one PUSH per source instance (a reference such as
+                front.acks: entry i acks events whose src is "front.<i>"),
+                like the recorder. Automated events are acked at once with
+                stage RST_JOURNAL_ACK_META: they will never reach Meta, so
+                the journal must not wait for (or replay towards) a sender.
+                A failed ack is counted; the entry is replayed and acked
+                again (classification is repeated, see the caveats).
+
+    Mapping of a click (reference/meta-capi.md §4, §5):
+        event_name PageView, action_source website, event_time =
+        time_ms / 1000 (seconds, when the click happened), event_id = the
+        event's, event_source_url = the click's url, user_data:
+        client_user_agent, client_ip_address, fbc and fbp unhashed,
+        external_id = SHA-256 of the click_id (hashed by rst_meta, so one
+        stable external_id per lead: chat-side events of the same lead will
+        carry the same click's fbc and external_id). Text is made valid
+        UTF-8 first (each bad byte becomes U+FFFD), or Meta would refuse
+        the whole batch.
+
+    Cache: pools → (owner, pixel), loaded by an rst_pgwatch thread on
+    start, on NOTIFY rastro_config and every minute. The event already
+    carries owner_id, pool_id and pixel_id (the front's snapshot at click
+    time), so the event's values win: a pool that is unknown or whose
+    owner or pixel changed since is counted (rastro_enricher_join_mismatch
+    _total) and the event goes on. An accepted click is never dropped for
+    a cache problem.
+
+    Loop and states:
+
+        WAITING --message on in--> ENRICHING (each event: decode, join,
+          ^                          classify, build, pack) --> SENDING
+          |                          (pub; one message per limiter; acks)
+          +-------------------------------------+
+        any state --snapshot ready--> swap the cache (old one freed)
+        every second: heartbeat file with the metrics
+
+    Caveats: an event whose Meta object cannot be built (a click without
+    url or user agent that is not automated) is marked automated with
+    reason "invalid", logged and acked: it can never be a valid Meta event
+    (it belongs in the dead-letter store, which the sender owns: missing).
+    The IP-rate rule counts a replayed event again, so a replay may be
+    classified differently from the first pass; both outcomes are safe
+    (Meta de-duplicates by event_id, the sender never posts an accepted
+    event_id twice).
+*/
+#include "rst_enricher.h"
+#include "rst_clock.h"
+#include "rst_event.h"
+#include "rst_journal.h"
+#include "rst_log.h"
+#include "rst_meta.h"
+#include "rst_metrics.h"
+#include "rst_pipeline.h"
+#include "rst_shard.h"
+#include "rst_traffic.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_CLS               "enricher"
+#define S_MAX_PEERS         RST_TOPOLOGY_MAX_ENDPOINTS
+#define S_IN_HWM            10000
+#define S_OUT_HWM           10000
+#define S_PUB_HWM           100000
+#define S_LINGER_MS         1000
+#define S_DRAIN_MAX         64
+#define S_HEARTBEAT_MS      1000
+#define S_BAD_LOGS_PER_S    10
+#define S_REASON_INVALID    "invalid"
+
+//  Reasons, in the order of their metrics (rastro_enricher_automated_total{reason=...}).
+static const char *s_reasons[] = {
+    RST_TRAFFIC_EMPTY_UA, RST_TRAFFIC_PREVIEW_UA,  RST_TRAFFIC_CRAWLER_UA, RST_TRAFFIC_TOOL_UA,
+    RST_TRAFFIC_HEADLESS_UA, RST_TRAFFIC_BOT_UA, RST_TRAFFIC_IP_RATE,    S_REASON_INVALID,
+};
+#define S_NREASONS (sizeof s_reasons / sizeof s_reasons[0])
+
+//  --------------------------------------------------------------------------
+//  rst_pgwatch
+
+struct rst_pgwatch_t {
+    void *owner;                    //  PAIR, owner's side (bound)
+    void *peer;                     //  PAIR, thread's side (connected; used by the thread only)
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    char database_url[RST_URL_MAX];
+    char channel[64];
+    char cls[32];
+    rst_pgwatch_load_fn *load;
+    rst_pgwatch_free_fn *free_fn;
+    unsigned long loads;            //  owner's count of snapshots taken
+};
+
+//  Sleeps MS in short steps. Returns 1 when asked to stop.
+static int
+s_watch_sleep (rst_pgwatch_t *self, int ms)
+{
+    while (ms > 0 && !atomic_load (&self->stop)) {
+        struct timespec ts = {0, (ms > 100 ? 100 : ms) * 1000000L};
+        nanosleep (&ts, NULL);
+        ms -= 100;
+    }
+    return atomic_load (&self->stop);
+}
+
+static void *
+s_watch_main (void *arg)
+{
+    rst_pgwatch_t *self = arg;
+    int backoff_ms = 200, reported = 0;
+    char listen[96];
+    snprintf (listen, sizeof listen, "LISTEN %s", self->channel);
+    while (!atomic_load (&self->stop)) {
+        PGconn *conn = PQconnectdb (self->database_url);
+        PGresult *res = NULL;
+        if (PQstatus (conn) != CONNECTION_OK
+            || PQresultStatus (res = PQexec (conn, listen)) != PGRES_COMMAND_OK) {
+            if (!reported++)
+                rst_warn (self->cls, "cache: libpq: %s; retrying (keeping the last cache)",
+                          strtok (PQerrorMessage (conn), "\n"));
+            PQclear (res);
+            PQfinish (conn);
+            if (s_watch_sleep (self, backoff_ms))
+                break;
+            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+            continue;
+        }
+        PQclear (res);
+        if (reported)
+            rst_info (self->cls, "cache: connected to PostgreSQL again");
+        reported = 0;
+        backoff_ms = 200;
+        int dirty = 1;
+        time_t next_refresh = 0;
+        while (!atomic_load (&self->stop) && PQstatus (conn) == CONNECTION_OK) {
+            if (dirty || time (NULL) >= next_refresh) {
+                char err[512];
+                void *snap = self->load (conn, err, sizeof err);
+                if (!snap) {
+                    rst_warn (self->cls, "cache: %s", err);
+                    break;
+                }
+                if (zmq_send (self->peer, &snap, sizeof snap, ZMQ_DONTWAIT) != sizeof snap) {
+                    self->free_fn (snap);   //  the owner is busy: try again soon
+                    next_refresh = time (NULL) + 1;
+                }
+                else
+                    next_refresh = time (NULL) + RST_PGWATCH_REFRESH_S;
+                dirty = 0;
+            }
+            struct pollfd pfd = {PQsocket (conn), POLLIN, 0};
+            if (poll (&pfd, 1, 200) > 0) {
+                if (!PQconsumeInput (conn))
+                    break;
+                PGnotify *n;
+                while ((n = PQnotifies (conn))) {
+                    dirty = 1;
+                    PQfreemem (n);
+                }
+            }
+        }
+        if (!atomic_load (&self->stop))
+            rst_warn (self->cls, "cache: lost PostgreSQL connection; reconnecting");
+        PQfinish (conn);
+    }
+    zmq_close (self->peer);
+    self->peer = NULL;
+    return NULL;
+}
+
+rst_pgwatch_t *
+rst_pgwatch_new (void *zmq_ctx, const char *database_url, const char *channel, const char *cls,
+                 rst_pgwatch_load_fn *load, rst_pgwatch_free_fn *free_fn, char *err,
+                 size_t errlen)
+{
+    assert (zmq_ctx && database_url && channel && load && free_fn);
+    rst_pgwatch_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errlen, "%s: out of memory", cls);
+        return NULL;
+    }
+    snprintf (self->database_url, sizeof self->database_url, "%s", database_url);
+    snprintf (self->channel, sizeof self->channel, "%s", channel);
+    snprintf (self->cls, sizeof self->cls, "%s", cls);
+    self->load = load;
+    self->free_fn = free_fn;
+    atomic_init (&self->stop, 0);
+    char ep[64];
+    snprintf (ep, sizeof ep, "inproc://rst-pgwatch-%p", (void *) self);
+    int linger = 0;
+    self->owner = zmq_socket (zmq_ctx, ZMQ_PAIR);
+    self->peer = zmq_socket (zmq_ctx, ZMQ_PAIR);
+    if (!self->owner || !self->peer || zmq_bind (self->owner, ep) || zmq_connect (self->peer, ep)) {
+        snprintf (err, errlen, "%s: libzmq: inproc pair: %s", cls, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    zmq_setsockopt (self->owner, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->peer, ZMQ_LINGER, &linger, sizeof linger);
+    if (pthread_create (&self->thread, NULL, s_watch_main, self)) {
+        snprintf (err, errlen, "%s: cannot start the cache thread", cls);
+        goto fail;
+    }
+    self->started = 1;
+    return self;
+fail:
+    rst_pgwatch_destroy (&self);
+    return NULL;
+}
+
+void
+rst_pgwatch_destroy (rst_pgwatch_t **self_p)
+{
+    assert (self_p);
+    rst_pgwatch_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store (&self->stop, 1);
+    if (self->started)
+        pthread_join (self->thread, NULL);      //  the thread closed its socket
+    else if (self->peer)
+        zmq_close (self->peer);
+    if (self->owner) {
+        void *snap;
+        while ((snap = rst_pgwatch_take (self)))
+            self->free_fn (snap);
+        zmq_close (self->owner);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
+void *
+rst_pgwatch_socket (rst_pgwatch_t *self)
+{
+    assert (self);
+    return self->owner;
+}
+
+void *
+rst_pgwatch_take (rst_pgwatch_t *self)
+{
+    assert (self);
+    void *snap = NULL;
+    if (zmq_recv (self->owner, &snap, sizeof snap, ZMQ_DONTWAIT) != sizeof snap)
+        return NULL;
+    self->loads++;
+    return snap;
+}
+
+unsigned long
+rst_pgwatch_loads (const rst_pgwatch_t *self)
+{
+    assert (self);
+    return self->loads;
+}
+
+//  --------------------------------------------------------------------------
+//  The pool cache
+
+typedef struct {
+    int64_t pool_id;
+    int64_t owner_id;
+    char pixel_id[RST_EVENT_SHORT_MAX + 1];
+} s_pool_t;
+
+typedef struct {
+    size_t count;
+    s_pool_t *pools;                //  sorted by pool_id
+} s_cache_t;
+
+static void
+s_cache_free (void *snapshot)
+{
+    s_cache_t *cache = snapshot;
+    if (!cache)
+        return;
+    free (cache->pools);
+    free (cache);
+}
+
+static void *
+s_cache_load (PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res = PQexec (conn, "SELECT p.id, p.owner_id, x.pixel_id FROM pools p "
+                                  "JOIN pixels x ON x.id = p.pixel_ref ORDER BY p.id");
+    if (PQresultStatus (res) != PGRES_TUPLES_OK) {
+        snprintf (err, errlen, "loading pools: libpq: %s", strtok (PQerrorMessage (conn), "\n"));
+        PQclear (res);
+        return NULL;
+    }
+    s_cache_t *cache = calloc (1, sizeof *cache);
+    int n = PQntuples (res);
+    if (cache && n > 0)
+        cache->pools = calloc ((size_t) n, sizeof *cache->pools);
+    if (!cache || (n > 0 && !cache->pools)) {
+        snprintf (err, errlen, "loading pools: out of memory");
+        s_cache_free (cache);
+        PQclear (res);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        s_pool_t *p = &cache->pools[cache->count++];
+        p->pool_id = strtoll (PQgetvalue (res, i, 0), NULL, 10);
+        p->owner_id = strtoll (PQgetvalue (res, i, 1), NULL, 10);
+        snprintf (p->pixel_id, sizeof p->pixel_id, "%s", PQgetvalue (res, i, 2));
+    }
+    PQclear (res);
+    return cache;
+}
+
+static const s_pool_t *
+s_cache_find (const s_cache_t *cache, int64_t pool_id)
+{
+    if (!cache)
+        return NULL;
+    size_t lo = 0, hi = cache->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cache->pools[mid].pool_id < pool_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < cache->count && cache->pools[lo].pool_id == pool_id ? &cache->pools[lo] : NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  The enricher
+
+typedef struct {
+    uint64_t *seqs;                 //  seqs to ack with stage META (grown)
+    size_t count, cap;
+} s_acklist_t;
+
+struct rst_enricher_t {
+    const rst_config_t *cfg;        //  borrowed
+    const rst_topology_t *topo;     //  borrowed
+    int instance;
+    void *zmq_ctx;                  //  owned
+    void *in;                       //  PULL, bound
+    void *pub;                      //  PUB, bound
+    void *limiters[S_MAX_PEERS];    //  PUSH per limiter instance, connected
+    char *limiter_eps[S_MAX_PEERS]; //  owned (rst_topology_endpoints)
+    int nlimiters;
+    void *acks[S_MAX_PEERS];        //  PUSH per source instance, connected
+    char *ack_eps[S_MAX_PEERS];     //  owned
+    int nacks;
+    char source_node[64];           //  "front": src must be "<source_node>.<i>"
+    char in_ep[1024], pub_ep[1024]; //  raw topology values, for the config print
+    int ip_rate_per_min;
+    long ip_slots;
+
+    rst_pgwatch_t *watch;           //  owned; loads s_cache_t
+    s_cache_t *cache;               //  owned; NULL until the first load
+    rst_traffic_t *traffic;         //  owned
+
+    msgpack_sbuffer pubbuf;         //  one PUB message being built
+    msgpack_sbuffer limbuf[S_MAX_PEERS];    //  one message per limiter being built
+    size_t limcount[S_MAX_PEERS];   //  events in limbuf[i]
+    s_acklist_t acklist[S_MAX_PEERS];       //  automated seqs per source
+    msgpack_sbuffer ackbuf;         //  one ack message
+    char *text;                     //  scratch: cleaned strings of one event
+    size_t text_cap;
+
+    rst_metrics_t *metrics;         //  owned by the loop's thread
+    int m_in, m_bad, m_enriched, m_human, m_automated[S_NREASONS], m_pushed, m_push_fail,
+        m_acks, m_ack_fail, m_refresh, m_pools, m_mismatch, m_published;
+    int64_t next_heartbeat_ms;
+    int64_t bad_window_ms;
+    int bad_logged;
+};
+
+static void
+s_metrics_declare (rst_enricher_t *self)
+{
+    rst_metrics_t *m = self->metrics;
+    self->m_in = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_events_total",
+                                  "Raw events received and decoded.", NULL, 0);
+    self->m_bad = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_decode_failures_total",
+                                   "Malformed raw events dropped (counted, logged).", NULL, 0);
+    self->m_enriched = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_enriched_total",
+                                        "Events enriched and published (automated included).",
+                                        NULL, 0);
+    self->m_human = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_for_meta_total",
+                                     "Enriched events bound for Meta (not automated).", NULL, 0);
+    for (size_t i = 0; i < S_NREASONS; i++) {
+        char name[128];
+        snprintf (name, sizeof name, "rastro_enricher_automated_total{reason=\"%s\"}",
+                  s_reasons[i]);
+        self->m_automated[i] = rst_metrics_add (
+            m, RST_METRIC_COUNTER, name,
+            "Events classified as automated traffic (kept out of Meta), by reason.", NULL, 0);
+    }
+    self->m_pushed = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_pushed_total",
+                                      "Events pushed to a limiter.", NULL, 0);
+    self->m_push_fail = rst_metrics_add (
+        m, RST_METRIC_COUNTER, "rastro_enricher_push_failures_total",
+        "Events dropped because their limiter was absent or full (the journal replays them).",
+        NULL, 0);
+    self->m_published = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_pub_messages_total",
+                                         "Messages published on pub.", NULL, 0);
+    self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_acks_sent_total",
+                                    "Automated events acknowledged (stage meta) to their journal.",
+                                    NULL, 0);
+    self->m_ack_fail = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_ack_failures_total",
+                                        "Automated events whose ack could not be sent.", NULL, 0);
+    self->m_refresh = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_cache_refreshes_total",
+                                       "Pool caches loaded from PostgreSQL.", NULL, 0);
+    self->m_pools = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_enricher_cache_pools",
+                                     "Pools in the cache.", NULL, 0);
+    self->m_mismatch = rst_metrics_add (
+        m, RST_METRIC_COUNTER, "rastro_enricher_join_mismatch_total",
+        "Events whose pool is unknown or whose owner/pixel differ from the cache (kept).", NULL, 0);
+}
+
+static void
+s_heartbeat (rst_enricher_t *self, int force)
+{
+    int64_t now = rst_clock_mono_ms ();
+    if (!force && now < self->next_heartbeat_ms)
+        return;
+    self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
+    rst_metrics_set (self->metrics, self->m_pools, self->cache ? (double) self->cache->count : 0);
+    char *text = rst_metrics_render (self->metrics);
+    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
+        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
+    free (text);
+}
+
+static void *
+s_socket (rst_enricher_t *self, int type, int hwm_option, int hwm)
+{
+    void *sock = zmq_socket (self->zmq_ctx, type);
+    if (!sock)
+        return NULL;
+    int linger = S_LINGER_MS;
+    zmq_setsockopt (sock, hwm_option, &hwm, sizeof hwm);
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    return sock;
+}
+
+//  Connects (or binds) one PUSH per endpoint of KEY into SOCKS. Returns the
+//  count, or -1 with ERR.
+static int
+s_push_each (rst_enricher_t *self, const char *key, void **socks, char **eps, char *err,
+             size_t errlen)
+{
+    int n = rst_topology_endpoints (self->topo, S_CLS, self->instance, key, eps, S_MAX_PEERS, err,
+                                    errlen);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        socks[i] = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_OUT_HWM);
+        int immediate = 1;
+        if (socks[i])
+            zmq_setsockopt (socks[i], ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+        const char *ep = eps[i];
+        if (!socks[i]
+            || (ep[0] == '@' ? zmq_bind (socks[i], ep + 1) : zmq_connect (socks[i], ep + 1))) {
+            snprintf (err, errlen, "enricher: libzmq cannot %s %s: %s",
+                      ep[0] == '@' ? "bind" : "connect to", ep + 1, zmq_strerror (zmq_errno ()));
+            for (int j = 0; j <= i; j++)
+                if (socks[j]) {
+                    zmq_close (socks[j]);
+                    socks[j] = NULL;
+                }
+            rst_topology_endpoints_free (eps, n);
+            return -1;
+        }
+    }
+    return n;
+}
+
+//  The node that the `acks` value references ("front.acks" → "front").
+static void
+s_source_node (rst_enricher_t *self)
+{
+    char raw[1024];
+    self->source_node[0] = 0;
+    if (rst_topology_get (self->topo, S_CLS, self->instance, "acks", raw, sizeof raw))
+        return;
+    const char *dot = strchr (raw, '.');
+    if (!dot || strstr (raw, "://") || strchr (raw, ',')
+        || (size_t) (dot - raw) >= sizeof self->source_node)
+        return;
+    memcpy (self->source_node, raw, (size_t) (dot - raw));
+    self->source_node[dot - raw] = 0;
+}
+
+rst_enricher_t *
+rst_enricher_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance, char *err,
+                  size_t errlen)
+{
+    assert (cfg);
+    assert (topo);
+    rst_enricher_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errlen, "enricher: out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->topo = topo;
+    self->instance = instance;
+    msgpack_sbuffer_init (&self->pubbuf);
+    msgpack_sbuffer_init (&self->ackbuf);
+    for (int i = 0; i < S_MAX_PEERS; i++)
+        msgpack_sbuffer_init (&self->limbuf[i]);
+
+    long rate = rst_topology_get_long (topo, S_CLS, instance, "ip_rate_per_min",
+                                       RST_TRAFFIC_RATE_DEFAULT);
+    long slots = rst_topology_get_long (topo, S_CLS, instance, "ip_slots",
+                                        RST_TRAFFIC_SLOTS_DEFAULT);
+    if (rate < 0 || rate > 1000000) {
+        snprintf (err, errlen, "topology: [enricher] ip_rate_per_min must be 0..1000000 (0 = off), "
+                               "not %ld", rate);
+        goto fail;
+    }
+    if (slots < 16 || slots > (1L << 24)) {
+        snprintf (err, errlen, "topology: [enricher] ip_slots must be 16..16777216, not %ld", slots);
+        goto fail;
+    }
+    self->ip_rate_per_min = (int) rate;
+    self->ip_slots = slots;
+    self->traffic = rst_traffic_new ((int) rate, (size_t) slots);
+    self->metrics = rst_metrics_new ();
+    if (!self->traffic || !self->metrics) {
+        snprintf (err, errlen, "enricher: out of memory");
+        goto fail;
+    }
+    s_metrics_declare (self);
+    if (rst_topology_get (topo, S_CLS, instance, "in", self->in_ep, sizeof self->in_ep))
+        snprintf (self->in_ep, sizeof self->in_ep, "(none)");
+    if (rst_topology_get (topo, S_CLS, instance, "pub", self->pub_ep, sizeof self->pub_ep))
+        snprintf (self->pub_ep, sizeof self->pub_ep, "(none)");
+
+    self->zmq_ctx = zmq_ctx_new ();
+    if (!self->zmq_ctx) {
+        snprintf (err, errlen, "enricher: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    self->in = s_socket (self, ZMQ_PULL, ZMQ_RCVHWM, S_IN_HWM);
+    self->pub = s_socket (self, ZMQ_PUB, ZMQ_SNDHWM, S_PUB_HWM);
+    if (!self->in || !self->pub) {
+        snprintf (err, errlen, "enricher: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen)
+        || rst_topology_attach (topo, self->pub, S_CLS, instance, "pub", err, errlen))
+        goto fail;
+    self->nlimiters = s_push_each (self, "limiters", self->limiters, self->limiter_eps, err, errlen);
+    if (self->nlimiters < 0) {
+        self->nlimiters = 0;
+        goto fail;
+    }
+    self->nacks = s_push_each (self, "acks", self->acks, self->ack_eps, err, errlen);
+    if (self->nacks < 0) {
+        self->nacks = 0;
+        goto fail;
+    }
+    s_source_node (self);
+    self->watch = rst_pgwatch_new (self->zmq_ctx, cfg->database_url, "rastro_config", S_CLS,
+                                   s_cache_load, s_cache_free, err, errlen);
+    if (!self->watch)
+        goto fail;
+    return self;
+fail:
+    rst_enricher_destroy (&self);
+    return NULL;
+}
+
+void
+rst_enricher_destroy (rst_enricher_t **self_p)
+{
+    assert (self_p);
+    rst_enricher_t *self = *self_p;
+    if (!self)
+        return;
+    rst_pgwatch_destroy (&self->watch);
+    s_cache_free (self->cache);
+    for (int i = 0; i < self->nlimiters; i++)
+        if (self->limiters[i])
+            zmq_close (self->limiters[i]);
+    rst_topology_endpoints_free (self->limiter_eps, self->nlimiters);
+    for (int i = 0; i < self->nacks; i++)
+        if (self->acks[i])
+            zmq_close (self->acks[i]);
+    rst_topology_endpoints_free (self->ack_eps, self->nacks);
+    if (self->in)
+        zmq_close (self->in);
+    if (self->pub)
+        zmq_close (self->pub);
+    if (self->zmq_ctx)
+        zmq_ctx_term (self->zmq_ctx);
+    rst_traffic_destroy (&self->traffic);
+    rst_metrics_destroy (&self->metrics);
+    msgpack_sbuffer_destroy (&self->pubbuf);
+    msgpack_sbuffer_destroy (&self->ackbuf);
+    for (int i = 0; i < S_MAX_PEERS; i++) {
+        msgpack_sbuffer_destroy (&self->limbuf[i]);
+        free (self->acklist[i].seqs);
+    }
+    free (self->text);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+rst_enricher_print (const rst_enricher_t *self)
+{
+    assert (self);
+    rst_info (S_CLS, "instance = %d", self->instance);
+    rst_info (S_CLS, "in = %s (PULL)", self->in_ep);
+    rst_info (S_CLS, "pub = %s (PUB: every enriched event, automated included)", self->pub_ep);
+    for (int i = 0; i < self->nlimiters; i++)
+        rst_info (S_CLS, "limiters[%d] = %s (PUSH; pixels with rst_shard_of (pixel, %d) = %d)", i,
+                  self->limiter_eps[i], self->nlimiters, i);
+    for (int i = 0; i < self->nacks; i++)
+        rst_info (S_CLS, "acks[%d] = %s (PUSH; automated events from %s.%d, stage meta)", i,
+                  self->ack_eps[i], self->source_node[0] ? self->source_node : "<node>", i);
+    rst_info (S_CLS, "ip_rate_per_min = %d%s", self->ip_rate_per_min,
+              self->ip_rate_per_min ? "" : " (off)");
+    rst_info (S_CLS, "ip_slots = %ld", self->ip_slots);
+    rst_info (S_CLS, "a push to an absent or full limiter is dropped; the front's journal "
+                     "replays it after [front] replay_after seconds without a meta ack");
+}
+
+//  --------------------------------------------------------------------------
+//  Text
+
+//  Copies SRC[0..LEN) to DST as valid UTF-8 without NUL bytes; each byte
+//  that does not start a well-formed sequence becomes U+FFFD. DST needs
+//  3 * LEN + 1 bytes. Returns the length written (DST is NUL-terminated).
+static size_t
+s_clean_utf8 (const char *src, size_t len, char *dst)
+{
+    const unsigned char *s = (const unsigned char *) src;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = s[i];
+        size_t k = 0;
+        if (c >= 0x01 && c < 0x80)
+            k = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            k = 2;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 3;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 4;
+        int ok = k > 0 && i + k <= len;
+        for (size_t j = 1; ok && j < k; j++)
+            ok = (s[i + j] & 0xc0) == 0x80;
+        if (ok && k == 3) {
+            ok = !(c == 0xe0 && s[i + 1] < 0xa0) && !(c == 0xed && s[i + 1] > 0x9f);
+        }
+        if (ok && k == 4)
+            ok = !(c == 0xf0 && s[i + 1] < 0x90) && !(c == 0xf4 && s[i + 1] > 0x8f);
+        if (ok) {
+            memcpy (dst + n, s + i, k);
+            n += k;
+            i += k;
+        }
+        else {
+            memcpy (dst + n, "\xef\xbf\xbd", 3);
+            n += 3;
+            i++;
+        }
+    }
+    dst[n] = 0;
+    return n;
+}
+
+//  Cuts the valid UTF-8 string S (LEN bytes) to at most MAX bytes at a
+//  character boundary. Returns the new length.
+static size_t
+s_cut_utf8 (char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n--;
+    s[n] = 0;
+    return n;
+}
+
+//  The value of utm parameter KEY of EV, or an absent string.
+static rst_str_t
+s_utm (const rst_event_t *ev, const char *key)
+{
+    size_t n = strlen (key);
+    for (size_t i = 0; i < ev->utm_count; i++)
+        if (ev->utm[i].key.len == n && !memcmp (ev->utm[i].key.ptr, key, n))
+            return ev->utm[i].value;
+    return rst_str (NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Enriching one event
+
+typedef enum { S_CLEAN_UA, S_CLEAN_URL, S_CLEAN_IP, S_CLEAN_FBC, S_CLEAN_FBP, S_CLEAN_SOURCE,
+               S_CLEAN_CAMPAIGN, S_CLEAN_EVENT_ID, S_CLEAN_CLICK_ID, S_CLEAN_COUNT } s_clean_t;
+
+//  Makes every text EV needs valid UTF-8 in self->text; OUT[k] points at
+//  clean string k (NUL-terminated), LENS[k] is its length. Returns 0 or -1.
+static int
+s_clean_all (rst_enricher_t *self, const rst_event_t *ev, char **out, size_t *lens)
+{
+    rst_str_t in[S_CLEAN_COUNT] = {
+        ev->user_agent, ev->url, ev->ip, ev->fbc, ev->fbp, s_utm (ev, "utm_source"),
+        s_utm (ev, "utm_campaign"), ev->event_id, ev->click_id,
+    };
+    size_t need = 0;
+    for (int k = 0; k < S_CLEAN_COUNT; k++)
+        need += 3 * in[k].len + 1;
+    if (need > self->text_cap) {
+        char *grown = realloc (self->text, need);
+        if (!grown)
+            return -1;
+        self->text = grown;
+        self->text_cap = need;
+    }
+    char *at = self->text;
+    for (int k = 0; k < S_CLEAN_COUNT; k++) {
+        out[k] = at;
+        lens[k] = s_clean_utf8 (in[k].ptr ? in[k].ptr : "", in[k].len, at);
+        at += lens[k] + 1;
+    }
+    lens[S_CLEAN_SOURCE] = s_cut_utf8 (out[S_CLEAN_SOURCE], lens[S_CLEAN_SOURCE],
+                                       RST_PIPELINE_DIM_MAX);
+    lens[S_CLEAN_CAMPAIGN] = s_cut_utf8 (out[S_CLEAN_CAMPAIGN], lens[S_CLEAN_CAMPAIGN],
+                                         RST_PIPELINE_DIM_MAX);
+    return 0;
+}
+
+static int
+s_reason_index (const char *reason)
+{
+    for (size_t i = 0; i < S_NREASONS; i++)
+        if (!strcmp (reason, s_reasons[i]))
+            return (int) i;
+    return (int) S_NREASONS - 1;
+}
+
+//  Source index of an event ("front.3" → 3), or -1 if it is not ours to ack.
+static int
+s_source_index (const rst_enricher_t *self, rst_str_t src)
+{
+    const char *dot = memchr (src.ptr, '.', src.len);
+    if (!dot)
+        return -1;
+    size_t node_len = (size_t) (dot - src.ptr);
+    if (self->source_node[0]
+        && (node_len != strlen (self->source_node)
+            || memcmp (src.ptr, self->source_node, node_len)))
+        return -1;
+    long index = 0;
+    const char *p = dot + 1, *end = src.ptr + src.len;
+    if (p == end || end - p > 6)
+        return -1;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        index = index * 10 + (*p - '0');
+    }
+    return index < self->nacks ? (int) index : -1;
+}
+
+static void
+s_ack_later (rst_enricher_t *self, const rst_event_t *ev)
+{
+    int src = s_source_index (self, ev->src);
+    if (src < 0) {
+        rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+        rst_warn (S_CLS, "event %s: source %.*s has no ack endpoint in the topology",
+                  ev->event_id.ptr, (int) ev->src.len, ev->src.ptr);
+        return;
+    }
+    s_acklist_t *l = &self->acklist[src];
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        uint64_t *grown = realloc (l->seqs, cap * sizeof *grown);
+        if (!grown) {
+            rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+            return;     //  replayed later, acked then
+        }
+        l->seqs = grown;
+        l->cap = cap;
+    }
+    l->seqs[l->count++] = ev->seq;
+}
+
+//  Checks EV against the cache; counts a mismatch (the event's values win).
+static void
+s_join (rst_enricher_t *self, const rst_event_t *ev)
+{
+    if (!self->cache)
+        return;     //  not loaded yet: nothing to compare with
+    const s_pool_t *pool = s_cache_find (self->cache, ev->pool_id);
+    if (pool && pool->owner_id == ev->owner_id && strlen (pool->pixel_id) == ev->pixel_id.len
+        && !memcmp (pool->pixel_id, ev->pixel_id.ptr, ev->pixel_id.len))
+        return;
+    rst_metrics_inc (self->metrics, self->m_mismatch, 1);
+    rst_debug (S_CLS, "event %s: pool %" PRId64 " %s in the cache; keeping the event's owner and "
+               "pixel", ev->event_id.ptr, ev->pool_id, pool ? "differs" : "is not");
+}
+
+//  Enriches EV: packs it on pub, and on its limiter's message or the ack
+//  list. Returns 0, or -1 when it could not be enriched (logged, counted;
+//  not acked, so the journal replays it).
+static int
+s_enrich (rst_enricher_t *self, const rst_event_t *ev)
+{
+    char *clean[S_CLEAN_COUNT];
+    size_t lens[S_CLEAN_COUNT];
+    if (s_clean_all (self, ev, clean, lens)) {
+        rst_error (S_CLS, "out of memory enriching %s", ev->event_id.ptr);
+        return -1;
+    }
+    s_join (self, ev);
+    const char *reason = rst_traffic_classify (self->traffic, ev->user_agent.ptr,
+                                               ev->user_agent.len, ev->ip.ptr, ev->ip.len,
+                                               ev->time_ms);
+    char *capi = NULL;
+    if (!reason) {
+        rst_meta_event_t m = {
+            .event_name = "PageView",
+            .event_time = ev->time_ms / 1000,
+            .event_id = clean[S_CLEAN_EVENT_ID],
+            .action_source = "website",
+            .event_source_url = lens[S_CLEAN_URL] ? clean[S_CLEAN_URL] : NULL,
+            .client_ip_address = lens[S_CLEAN_IP] ? clean[S_CLEAN_IP] : NULL,
+            .client_user_agent = lens[S_CLEAN_UA] ? clean[S_CLEAN_UA] : NULL,
+            .fbc = lens[S_CLEAN_FBC] ? clean[S_CLEAN_FBC] : NULL,
+            .fbp = lens[S_CLEAN_FBP] ? clean[S_CLEAN_FBP] : NULL,
+            .external_id = clean[S_CLEAN_CLICK_ID],
+        };
+        char why[256];
+        capi = rst_meta_event_json (&m, why, sizeof why);
+        if (!capi || strlen (capi) > RST_PIPELINE_CAPI_MAX) {
+            rst_error (S_CLS, "event %s from %.*s: no Meta event can be built (%s); counted as "
+                       "automated (invalid) and acked",
+                       ev->event_id.ptr, (int) ev->src.len, ev->src.ptr,
+                       capi ? "object too large" : why);
+            free (capi);
+            capi = NULL;
+            reason = S_REASON_INVALID;
+        }
+    }
+    rst_enriched_t e = {
+        .event_id = ev->event_id,
+        .src = ev->src,
+        .seq = ev->seq,
+        .type = rst_str (rst_event_type_name (ev->type)),
+        .event_name = rst_str ("PageView"),
+        .time_ms = ev->time_ms,
+        .owner_id = ev->owner_id,
+        .pool_id = ev->pool_id,
+        .bot_id = ev->bot_id,
+        .pixel_id = ev->pixel_id,
+        .automated = reason != NULL,
+        .automated_reason = rst_str (reason),
+        .utm_source = (rst_str_t){clean[S_CLEAN_SOURCE], lens[S_CLEAN_SOURCE]},
+        .utm_campaign = (rst_str_t){clean[S_CLEAN_CAMPAIGN], lens[S_CLEAN_CAMPAIGN]},
+        .capi = rst_str (capi),
+    };
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &self->pubbuf, msgpack_sbuffer_write);
+    if (rst_enriched_pack (&e, &pk)) {
+        //  Cannot happen for a decoded event (its fields are within the
+        //  same limits): a bug, but not worth a crash of the pipeline.
+        rst_error (S_CLS, "event %s: the enriched event breaks the schema; not sent",
+                   ev->event_id.ptr);
+        free (capi);
+        return -1;
+    }
+    rst_metrics_inc (self->metrics, self->m_enriched, 1);
+    if (reason) {
+        rst_metrics_inc (self->metrics, self->m_automated[s_reason_index (reason)], 1);
+        s_ack_later (self, ev);
+    }
+    else {
+        rst_metrics_inc (self->metrics, self->m_human, 1);
+        if (self->nlimiters > 0) {
+            size_t i = rst_shard_of (ev->pixel_id.ptr, ev->pixel_id.len, (size_t) self->nlimiters);
+            msgpack_packer lp;
+            msgpack_packer_init (&lp, &self->limbuf[i], msgpack_sbuffer_write);
+            rst_enriched_pack (&e, &lp);
+            self->limcount[i]++;
+        }
+        else
+            rst_metrics_inc (self->metrics, self->m_push_fail, 1);
+    }
+    free (capi);
+    return 0;
+}
+
+//  Sends what the message produced: pub, one message per limiter, acks.
+static void
+s_send_all (rst_enricher_t *self)
+{
+    if (self->pubbuf.size) {
+        if (zmq_send (self->pub, self->pubbuf.data, self->pubbuf.size, ZMQ_DONTWAIT) >= 0)
+            rst_metrics_inc (self->metrics, self->m_published, 1);
+        msgpack_sbuffer_clear (&self->pubbuf);
+    }
+    for (int i = 0; i < self->nlimiters; i++) {
+        if (!self->limcount[i])
+            continue;
+        if (zmq_send (self->limiters[i], self->limbuf[i].data, self->limbuf[i].size, ZMQ_DONTWAIT)
+            < 0) {
+            rst_metrics_inc (self->metrics, self->m_push_fail, (double) self->limcount[i]);
+            rst_debug (S_CLS, "push of %zu events to %s: libzmq: %s", self->limcount[i],
+                       self->limiter_eps[i], zmq_strerror (zmq_errno ()));
+        }
+        else
+            rst_metrics_inc (self->metrics, self->m_pushed, (double) self->limcount[i]);
+        msgpack_sbuffer_clear (&self->limbuf[i]);
+        self->limcount[i] = 0;
+    }
+    for (int i = 0; i < self->nacks; i++) {
+        s_acklist_t *l = &self->acklist[i];
+        for (size_t from = 0; from < l->count; from += RST_ACK_MAX_SEQS) {
+            size_t chunk = l->count - from < RST_ACK_MAX_SEQS ? l->count - from : RST_ACK_MAX_SEQS;
+            msgpack_sbuffer_clear (&self->ackbuf);
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &self->ackbuf, msgpack_sbuffer_write);
+            int rc = rst_ack_pack (&pk, RST_JOURNAL_ACK_META, l->seqs + from, chunk);
+            assert (rc == 0);
+            if (zmq_send (self->acks[i], self->ackbuf.data, self->ackbuf.size, ZMQ_DONTWAIT) < 0)
+                rst_metrics_inc (self->metrics, self->m_ack_fail, (double) chunk);
+            else
+                rst_metrics_inc (self->metrics, self->m_acks, (double) chunk);
+        }
+        l->count = 0;
+    }
+}
+
+static void
+s_bad_event (rst_enricher_t *self, const char *why)
+{
+    rst_metrics_inc (self->metrics, self->m_bad, 1);
+    int64_t now = rst_clock_mono_ms ();
+    if (now - self->bad_window_ms >= 1000) {
+        self->bad_window_ms = now;
+        self->bad_logged = 0;
+    }
+    if (self->bad_logged++ < S_BAD_LOGS_PER_S)
+        rst_warn (S_CLS, "dropped a malformed event: %s", why);
+}
+
+static void
+s_handle_message (rst_enricher_t *self, const char *data, size_t len)
+{
+    size_t offset = 0;
+    while (offset < len) {
+        char err[256];
+        rst_event_t *ev = rst_event_decode (data, len, &offset, err, sizeof err);
+        if (!ev) {
+            s_bad_event (self, err);
+            continue;
+        }
+        rst_metrics_inc (self->metrics, self->m_in, 1);
+        s_enrich (self, ev);
+        rst_event_destroy (&ev);
+    }
+    s_send_all (self);
+}
+
+static void
+s_take_cache (rst_enricher_t *self)
+{
+    s_cache_t *fresh;
+    while ((fresh = rst_pgwatch_take (self->watch))) {
+        if (!self->cache)
+            rst_info (S_CLS, "pool cache loaded: %zu pools", fresh->count);
+        else
+            rst_debug (S_CLS, "pool cache reloaded: %zu pools", fresh->count);
+        s_cache_free (self->cache);
+        self->cache = fresh;
+        rst_metrics_inc (self->metrics, self->m_refresh, 1);
+    }
+}
+
+int
+rst_enricher_run (rst_enricher_t *self, volatile sig_atomic_t *stop)
+{
+    assert (self);
+    rst_info (S_CLS, "enriching events");
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    int rc = 0;
+    while (!*stop) {
+        zmq_pollitem_t items[] = {
+            {self->in, 0, ZMQ_POLLIN, 0},
+            {rst_pgwatch_socket (self->watch), 0, ZMQ_POLLIN, 0},
+        };
+        int64_t wait = self->next_heartbeat_ms - rst_clock_mono_ms ();
+        if (zmq_poll (items, 2, wait < 0 ? 0 : wait > 1000 ? 1000 : (long) wait) < 0) {
+            if (zmq_errno () == EINTR)
+                continue;
+            rst_error (S_CLS, "libzmq: zmq_poll: %s", zmq_strerror (zmq_errno ()));
+            rc = -1;
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            s_take_cache (self);
+        for (int n = 0; n < S_DRAIN_MAX && (items[0].revents & ZMQ_POLLIN); n++) {
+            if (zmq_msg_recv (&msg, self->in, ZMQ_DONTWAIT) < 0)
+                break;
+            s_handle_message (self, zmq_msg_data (&msg), zmq_msg_size (&msg));
+        }
+        s_heartbeat (self, 0);
+    }
+    zmq_msg_close (&msg);
+    s_heartbeat (self, 1);
+    return rc;
+}

@@ -1,0 +1,394 @@
+/*  cmd_dlq — `rastro dlq list|show|replay|purge`: the dead-letter store.
+
+    The senders write one dead_letters row per event Meta refused for good
+    (schemas/sql/002_meta_pipeline.sql), with Meta's error, fbtrace_id and
+    the exact event object. This command lets a person look at them and,
+    once the cause is fixed (a new token, a fixed pixel), send them again:
+    `replay` sets replay_requested_at, whose trigger NOTIFYs rastro_dlq; the
+    sender that owns the pixel takes the rows back into its spool with their
+    original event_ids and sets replayed_at. `purge` deletes rows for good.
+    Rows already replayed are hidden from `list` (and not replayed twice).
+    No token is ever stored in or shown from this table.
+*/
+#include "commands.h"
+#include "rst_db.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_OK    0
+#define S_FAIL  1
+#define S_USAGE 2
+#define S_ERR_MAX 1024
+#define S_LIST_LIMIT_DEFAULT 100
+#define S_COL_MAX 48            //  widest column printed by list
+
+static int
+s_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static int
+s_fail (int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    fputs ("rastro: ", stderr);
+    vfprintf (stderr, fmt, ap);
+    fputc ('\n', stderr);
+    va_end (ap);
+    return status;
+}
+
+static const char *s_usage =
+    "usage: rastro dlq <subcommand> ...\n\n"
+    "Dead letters: events Meta refused for good (invalid token, invalid parameter,\n"
+    "too old, permissions ...), with Meta's error, fbtrace_id and the event sent.\n\n"
+    "subcommands:\n"
+    "  rastro dlq list [--pixel ID] [--owner EMAIL] [--limit N]\n"
+    "        the dead letters not yet replayed, newest first (default limit 100)\n"
+    "  rastro dlq show <id>\n"
+    "        one dead letter in full, its event included\n"
+    "  rastro dlq replay <id> | --all [--pixel ID]\n"
+    "        send again once the cause is fixed (same event_ids; the sender that\n"
+    "        owns the pixel takes them back within a second)\n"
+    "  rastro dlq purge <id> | --all [--older-than DAYS]\n"
+    "        delete for good\n";
+
+static int
+s_is_number (const char *s, size_t max)
+{
+    size_t n = strlen (s);
+    if (n == 0 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit ((unsigned char) *s))
+            return 0;
+    return 1;
+}
+
+//  Takes the value of option NAME at ARGV[*I] ("--x v" or "--x=v"). Returns
+//  1 when it matched, 0 when not, -1 after printing why.
+static int
+s_opt (int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen (name);
+    if (strncmp (argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
+        return 0;
+    if (*value) {
+        s_fail (S_USAGE, "%s given twice", name);
+        return -1;
+    }
+    if (argv[*i][n] == '=')
+        *value = argv[*i] + n + 1;
+    else if (*i + 1 < argc)
+        *value = argv[++*i];
+    else {
+        s_fail (S_USAGE, "%s needs a value", name);
+        return -1;
+    }
+    return 1;
+}
+
+typedef struct {
+    const char *pixel, *owner, *limit, *older, *id;
+    int all;
+} s_args_t;
+
+//  Parses ARGV[1..] allowing the options in ALLOWED ("p" pixel, "o" owner,
+//  "l" limit, "d" older-than, "a" --all, "i" one positional id). Returns 0
+//  or the exit status after printing why.
+static int
+s_parse (const char *sub, int argc, char **argv, const char *allowed, s_args_t *a)
+{
+    memset (a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int m = 0;
+        if (strchr (allowed, 'p') && (m = s_opt (argc, argv, &i, "--pixel", &a->pixel)))
+            ;
+        else if (strchr (allowed, 'o') && (m = s_opt (argc, argv, &i, "--owner", &a->owner)))
+            ;
+        else if (strchr (allowed, 'l') && (m = s_opt (argc, argv, &i, "--limit", &a->limit)))
+            ;
+        else if (strchr (allowed, 'd') && (m = s_opt (argc, argv, &i, "--older-than", &a->older)))
+            ;
+        else if (strchr (allowed, 'a') && !strcmp (arg, "--all"))
+            a->all = m = 1;
+        if (m < 0)
+            return S_USAGE;
+        if (m > 0)
+            continue;
+        if (arg[0] == '-')
+            return s_fail (S_USAGE, "dlq %s: unknown option %s (see rastro dlq --help)", sub, arg);
+        if (!strchr (allowed, 'i') || a->id)
+            return s_fail (S_USAGE, "dlq %s: unexpected argument '%s' (see rastro dlq --help)",
+                           sub, arg);
+        a->id = arg;
+    }
+    if (a->pixel && !s_is_number (a->pixel, 32))
+        return s_fail (S_USAGE, "--pixel '%s' is not a pixel id (digits)", a->pixel);
+    if (a->limit && (!s_is_number (a->limit, 6) || !atoi (a->limit)))
+        return s_fail (S_USAGE, "--limit '%s' must be a number from 1 to 999999", a->limit);
+    if (a->older && !s_is_number (a->older, 5))
+        return s_fail (S_USAGE, "--older-than '%s' must be a number of days", a->older);
+    if (a->id && !s_is_number (a->id, 18))
+        return s_fail (S_USAGE, "'%s' is not a dead letter id (the ID column of `rastro dlq "
+                       "list`)", a->id);
+    if (strchr (allowed, 'i')) {
+        if (strchr (allowed, 'a') && a->id && a->all)
+            return s_fail (S_USAGE, "dlq %s takes an id or --all, not both", sub);
+        if (!a->id && !a->all)
+            return s_fail (S_USAGE, "dlq %s needs an id%s (see rastro dlq --help)", sub,
+                           strchr (allowed, 'a') ? " or --all" : "");
+        if (a->id && (a->pixel || a->older))
+            return s_fail (S_USAGE, "dlq %s: --pixel and --older-than go with --all", sub);
+    }
+    return 0;
+}
+
+static PGconn *
+s_open (const rst_config_t *cfg)
+{
+    char err[S_ERR_MAX];
+    PGconn *conn = rst_db_connect (cfg, err, sizeof err);
+    if (!conn) {
+        s_fail (S_FAIL, "%s", err);
+        return NULL;
+    }
+    if (rst_db_migrate (conn, err, sizeof err) < 0) {
+        s_fail (S_FAIL, "%s", err);
+        PQfinish (conn);
+        return NULL;
+    }
+    return conn;
+}
+
+//  Runs SQL; prints PostgreSQL's message and returns NULL on failure.
+static PGresult *
+s_exec (PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams (conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus (res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    const char *msg = PQresultErrorField (res, PG_DIAG_MESSAGE_PRIMARY);
+    s_fail (S_FAIL, "PostgreSQL: %s", msg ? msg : PQerrorMessage (conn));
+    PQclear (res);
+    return NULL;
+}
+
+//  Prints RES as an aligned table (cells cut at S_COL_MAX characters).
+static void
+s_table (PGresult *res)
+{
+    int rows = PQntuples (res), cols = PQnfields (res);
+    int width[32] = {0};
+    if (cols > 32)
+        cols = 32;
+    for (int c = 0; c < cols; c++) {
+        width[c] = (int) strlen (PQfname (res, c));
+        for (int r = 0; r < rows; r++) {
+            int w = PQgetlength (res, r, c);
+            if (w > S_COL_MAX)
+                w = S_COL_MAX;
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (int c = 0; c < cols; c++)
+        printf ("%-*s%s", width[c], PQfname (res, c), c + 1 < cols ? "  " : "\n");
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            printf ("%-*.*s%s", width[c], S_COL_MAX, PQgetvalue (res, r, c),
+                    c + 1 < cols ? "  " : "\n");
+}
+
+static int
+s_list (int argc, char **argv, const rst_config_t *cfg)
+{
+    s_args_t a;
+    int rc = s_parse ("list", argc, argv, "pol", &a);
+    if (rc)
+        return rc;
+    PGconn *conn = s_open (cfg);
+    if (!conn)
+        return S_FAIL;
+    char owner_lower[256] = "";
+    if (a.owner) {
+        size_t i = 0;
+        for (; a.owner[i] && i + 1 < sizeof owner_lower; i++)
+            owner_lower[i] = (char) tolower ((unsigned char) a.owner[i]);
+        owner_lower[i] = 0;
+        const char *p[] = {owner_lower};
+        PGresult *u = s_exec (conn, "SELECT 1 FROM users WHERE email = $1", 1, p);
+        if (!u) {
+            PQfinish (conn);
+            return S_FAIL;
+        }
+        int found = PQntuples (u) == 1;
+        PQclear (u);
+        if (!found) {
+            PQfinish (conn);
+            return s_fail (S_FAIL, "no user %s (rastro user list shows them)", owner_lower);
+        }
+    }
+    const char *params[] = {a.pixel, a.owner ? owner_lower : NULL,
+                            a.limit ? a.limit : "100"};
+    PGresult *res = s_exec (
+        conn,
+        "SELECT d.id AS \"ID\", d.pixel_id AS \"PIXEL\", coalesce(u.email, '?') AS \"OWNER\","
+        " d.event_id AS \"EVENT_ID\", coalesce(d.event_name, '-') AS \"EVENT\","
+        " d.reason AS \"REASON\","
+        " coalesce(d.error_code::text || coalesce('/' || d.error_subcode, ''), '-') AS \"CODE\","
+        " coalesce(d.fbtrace_id, '-') AS \"FBTRACE_ID\","
+        " to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS \"CREATED (UTC)\","
+        " CASE WHEN d.replay_requested_at IS NOT NULL THEN 'requested' ELSE '-' END AS \"REPLAY\""
+        " FROM dead_letters d LEFT JOIN users u ON u.id = d.owner_id"
+        " WHERE d.replayed_at IS NULL AND ($1::text IS NULL OR d.pixel_id = $1)"
+        " AND ($2::text IS NULL OR u.email = $2)"
+        " ORDER BY d.id DESC LIMIT $3::int",
+        3, params);
+    if (!res) {
+        PQfinish (conn);
+        return S_FAIL;
+    }
+    if (PQntuples (res) == 0)
+        fprintf (stderr, "no dead letters%s\n", a.pixel || a.owner ? " matching" : "");
+    else
+        s_table (res);
+    PQclear (res);
+    PQfinish (conn);
+    return S_OK;
+}
+
+static int
+s_show (int argc, char **argv, const rst_config_t *cfg)
+{
+    s_args_t a;
+    int rc = s_parse ("show", argc, argv, "i", &a);
+    if (rc)
+        return rc;
+    PGconn *conn = s_open (cfg);
+    if (!conn)
+        return S_FAIL;
+    const char *params[] = {a.id};
+    PGresult *res = s_exec (
+        conn,
+        "SELECT d.id, d.pixel_id, coalesce(u.email, '?'), d.event_id, coalesce(d.event_name, '-'),"
+        " coalesce(to_char(d.event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),"
+        " d.reason, coalesce(d.http_status::text, '-'), coalesce(d.error_code::text, '-'),"
+        " coalesce(d.error_subcode::text, '-'), coalesce(d.error_message, '-'),"
+        " coalesce(d.fbtrace_id, '-'), coalesce(d.source, '-'),"
+        " to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+        " coalesce(to_char(d.replay_requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),"
+        " coalesce(to_char(d.replayed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),"
+        " jsonb_pretty(d.payload::jsonb)"
+        " FROM dead_letters d LEFT JOIN users u ON u.id = d.owner_id WHERE d.id = $1::bigint",
+        1, params);
+    if (!res) {
+        PQfinish (conn);
+        return S_FAIL;
+    }
+    if (PQntuples (res) == 0) {
+        PQclear (res);
+        PQfinish (conn);
+        return s_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+    }
+    static const char *labels[] = {"id", "pixel", "owner", "event_id", "event", "event_time (UTC)",
+                                   "reason", "http_status", "error_code", "error_subcode",
+                                   "error_message", "fbtrace_id", "source", "created (UTC)",
+                                   "replay requested", "replayed"};
+    for (int c = 0; c < 16; c++)
+        printf ("%-18s %s\n", labels[c], PQgetvalue (res, 0, c));
+    printf ("payload:\n%s\n", PQgetvalue (res, 0, 16));
+    PQclear (res);
+    PQfinish (conn);
+    return S_OK;
+}
+
+static int
+s_replay (int argc, char **argv, const rst_config_t *cfg)
+{
+    s_args_t a;
+    int rc = s_parse ("replay", argc, argv, "iap", &a);
+    if (rc)
+        return rc;
+    PGconn *conn = s_open (cfg);
+    if (!conn)
+        return S_FAIL;
+    const char *params[] = {a.id, a.pixel};
+    PGresult *res = s_exec (conn,
+                            "UPDATE dead_letters SET replay_requested_at = now()"
+                            " WHERE replayed_at IS NULL"
+                            " AND ($1::bigint IS NULL OR id = $1::bigint)"
+                            " AND ($2::text IS NULL OR pixel_id = $2)",
+                            2, params);
+    if (!res) {
+        PQfinish (conn);
+        return S_FAIL;
+    }
+    long n = atol (PQcmdTuples (res));
+    PQclear (res);
+    PQfinish (conn);
+    if (a.id && n == 0)
+        return s_fail (S_FAIL, "no dead letter %s waiting (already replayed, or unknown: rastro "
+                       "dlq list shows them)", a.id);
+    printf ("%ld dead letter%s queued for replay (the sender of each pixel takes them back)\n",
+            n, n == 1 ? "" : "s");
+    return S_OK;
+}
+
+static int
+s_purge (int argc, char **argv, const rst_config_t *cfg)
+{
+    s_args_t a;
+    int rc = s_parse ("purge", argc, argv, "iad", &a);
+    if (rc)
+        return rc;
+    PGconn *conn = s_open (cfg);
+    if (!conn)
+        return S_FAIL;
+    const char *params[] = {a.id, a.older};
+    PGresult *res = s_exec (conn,
+                            "DELETE FROM dead_letters WHERE ($1::bigint IS NULL OR id = $1::bigint)"
+                            " AND ($2::int IS NULL OR created_at < now() - make_interval(days => $2::int))",
+                            2, params);
+    if (!res) {
+        PQfinish (conn);
+        return S_FAIL;
+    }
+    long n = atol (PQcmdTuples (res));
+    PQclear (res);
+    PQfinish (conn);
+    if (a.id && n == 0)
+        return s_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+    printf ("%ld dead letter%s purged\n", n, n == 1 ? "" : "s");
+    return S_OK;
+}
+
+int
+cmd_dlq (int argc, char **argv, const rst_config_t *cfg)
+{
+    if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")) {
+        fputs (s_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? S_USAGE : S_OK;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+            fputs (s_usage, stdout);
+            return S_OK;
+        }
+    const char *sub = argv[1];
+    if (!strcmp (sub, "list"))
+        return s_list (argc - 1, argv + 1, cfg);
+    if (!strcmp (sub, "show"))
+        return s_show (argc - 1, argv + 1, cfg);
+    if (!strcmp (sub, "replay"))
+        return s_replay (argc - 1, argv + 1, cfg);
+    if (!strcmp (sub, "purge"))
+        return s_purge (argc - 1, argv + 1, cfg);
+    return s_fail (S_USAGE, "dlq: unknown subcommand '%s' (list, show, replay, purge)", sub);
+}
