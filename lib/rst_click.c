@@ -14,12 +14,17 @@ s_is_token_char (unsigned char c)
 }
 
 void
+rst_click_id_from (const unsigned char raw[16], char out[RST_CLICK_ID_LEN + 1])
+{
+    sodium_bin2base64 (out, RST_CLICK_ID_LEN + 1, raw, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+void
 rst_click_id_new (char out[RST_CLICK_ID_LEN + 1])
 {
     unsigned char raw[16];
     randombytes_buf (raw, sizeof raw);
-    sodium_bin2base64 (out, RST_CLICK_ID_LEN + 1, raw, sizeof raw,
-                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    rst_click_id_from (raw, out);
 }
 
 int

@@ -23,6 +23,10 @@
 //  128 random bits from libsodium) and a NUL into OUT.
 void rst_click_id_new (char out[RST_CLICK_ID_LEN + 1]);
 
+//  Same, from 16 random bytes the caller drew (the front draws them in bulk,
+//  one getrandom call per 256 clicks instead of one per click).
+void rst_click_id_from (const unsigned char raw[16], char out[RST_CLICK_ID_LEN + 1]);
+
 //  1 if S (LEN bytes) is 1–64 characters of [A-Za-z0-9_-], else 0. This is
 //  the Telegram start parameter alphabet, used for click ids and slugs.
 int rst_click_token_is_valid (const char *s, size_t len);

@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -112,6 +113,8 @@ struct s_thread {
     h2o_timeout_entry_t flush_entry;
     h2o_timeout_t second_timeout;
     h2o_timeout_entry_t second_entry;
+    unsigned char random[4096];         //  random bytes for click ids, drawn in bulk
+    size_t random_used;                 //  bytes of `random` already handed out
     rst_metrics_t *metrics;             //  this thread's registry
     rst_metrics_t *published;           //  copy for readers, under `lock`
     pthread_mutex_t lock;
@@ -347,7 +350,13 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
     memcpy ((char *) ev->bot_username.ptr, bot->username, ulen);
 
     char *click_id = h2o_mem_alloc_pool (&req->pool, RST_CLICK_ID_LEN + 1);
-    rst_click_id_new (click_id);
+    if (t->random_used + 16 > sizeof t->random) {
+        randombytes_buf (t->random, sizeof t->random);
+        t->random_used = 0;
+    }
+    rst_click_id_from (t->random + t->random_used, click_id);
+    sodium_memzero (t->random + t->random_used, 16);    //  each byte serves once
+    t->random_used += 16;
     ev->click_id = (rst_str_t) {click_id, RST_CLICK_ID_LEN};
     char *event_id = h2o_mem_alloc_pool (&req->pool, RST_CLICK_ID_LEN + 4);
     memcpy (event_id, "pv-", 3);
@@ -405,6 +414,9 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
     return 0;
 }
 
+//  Generator of bodiless responses (nothing to pull, nothing to stop).
+static h2o_generator_t s_no_body = {NULL, NULL};
+
 //  Group commit of every parked click; see the banner.
 static void
 s_flush (h2o_timeout_entry_t *entry)
@@ -460,7 +472,11 @@ s_flush (h2o_timeout_entry_t *entry)
         h2o_add_header (&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                         H2O_STRLIT ("no-store"));
         req->res.content_length = 0;
-        h2o_send_inline (req, "", 0);
+        //  No body at all: h2o_send_inline (req, "", 0) would queue an empty
+        //  iovec that h2o 2.2.5 writes in a second loop iteration (one more
+        //  writev and two epoll_ctl per redirect).
+        h2o_start_response (req, &s_no_body);
+        h2o_send (req, NULL, 0, H2O_SEND_STATE_FINAL);
         rst_metrics_inc (t->metrics, front->ids.req_302, 1);
         rst_metrics_inc (t->metrics, front->ids.clicks, 1);
         rst_metrics_observe (t->metrics, front->ids.latency, (double) (rst_clock_mono_ns () - p->started_ns) / 1e9);
@@ -838,6 +854,7 @@ rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance
         t->front = self;
         t->index = i;
         t->listen_fd = -1;
+        t->random_used = sizeof t->random;     //  drawn at the first click
         pthread_mutex_init (&t->lock, NULL);
         msgpack_sbuffer_init (&t->out);
         t->metrics = rst_metrics_new ();

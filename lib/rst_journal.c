@@ -569,3 +569,10 @@ rst_journal_acks_parse (const char *list)
     }
     return mask;
 }
+
+unsigned
+rst_journal_required_acks (const rst_journal_t *self)
+{
+    assert (self);
+    return self->required_acks;
+}

@@ -106,6 +106,9 @@ typedef int (rst_journal_visit_fn) (void *arg, uint64_t seq, int64_t born_ms, co
 int rst_journal_scan (rst_journal_t *self, uint64_t after_seq, int64_t born_before_ms, size_t max,
                       rst_journal_visit_fn *visit, void *arg);
 
+//  The mask of ack bits after which an entry is deleted.
+unsigned rst_journal_required_acks (const rst_journal_t *self);
+
 //  Flushes committed data to disk (fsync), unless nothing was committed
 //  since the previous call. Call it from one thread. Returns 0 or -1.
 int rst_journal_sync (rst_journal_t *self);

@@ -7,6 +7,14 @@
           ├─ every sync_ms → rst_journal_sync
           └─ every second → replay step, journal stats, publish metrics
 
+    Ack frontier: downstream stages ack roughly in sequence order, so an
+    unacknowledged entry older than replay_after whose sequence is below the
+    highest one acked (for every required bit) was most likely lost (a node
+    died with it in memory) and is replayed; one above it is most likely still
+    queued behind a slow stage (say PostgreSQL is slow) and is replayed only
+    after S_LAGGING_FACTOR × replay_after, so that an overloaded pipeline is
+    not fed duplicates on top of its backlog.
+
     Replay pass state: `pass_cursor` is the last sequence pushed in the
     current pass; a pass starts every replay_after seconds and walks the
     journal from the beginning, pushing entries born before (now -
@@ -28,7 +36,8 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_REPLAY_SLICE     2000     //  entries pushed per second at most, per pass step
+#define S_REPLAY_SLICE     20000    //  entries pushed per second at most, per pass step
+#define S_LAGGING_FACTOR   6        //  see "ack frontier" in the banner
 #define S_ACKS_PER_TXN     8192     //  seqs applied per ack transaction at most
 #define S_SOCKET_HWM       100000
 #define S_LINGER_MS        500
@@ -46,6 +55,7 @@ struct rst_keeper_t {
     uint64_t pass_cursor;           //  see the banner
     int pass_active;
     int64_t next_pass_ms;
+    uint64_t max_acked[8];          //  highest seq acked per ack bit (index = bit number)
     rst_metrics_t *metrics;         //  owned by the thread
     rst_metrics_t *published;       //  copy for readers, under `lock`
     pthread_mutex_t lock;
@@ -104,6 +114,10 @@ s_drain_acks (rst_keeper_t *self)
                 continue;
             }
             n += (size_t) got;
+            for (size_t k = before; k < n; k++)
+                for (int b = 0; b < 8; b++)
+                    if ((s & (1u << b)) && self->seqs[k] > self->max_acked[b])
+                        self->max_acked[b] = self->seqs[k];
             if (stage && s != stage) {
                 //  Different stage: apply what we have, then start over with this one.
                 int deleted = rst_journal_ack (self->journal, self->seqs, before, stage);
@@ -127,16 +141,39 @@ s_drain_acks (rst_keeper_t *self)
     }
 }
 
+//  The ack frontier: the lowest, over the required ack bits, of the highest
+//  sequence acked for that bit; 0 while some bit was never acked in this run.
+static uint64_t
+s_frontier (const rst_keeper_t *self)
+{
+    unsigned required = rst_journal_required_acks (self->journal);
+    uint64_t frontier = UINT64_MAX;
+    for (int b = 0; b < 8; b++)
+        if ((required & (1u << b)) && self->max_acked[b] < frontier)
+            frontier = self->max_acked[b];
+    return frontier == UINT64_MAX ? 0 : frontier;
+}
+
 typedef struct {
     rst_keeper_t *self;
     uint64_t last;      //  last seq pushed
     int blocked;        //  the PUSH pipe refused a message
+    int lagging;        //  stopped at entries still in flight behind the frontier
+    uint64_t frontier;  //  s_frontier at the start of the step
+    int64_t lag_before; //  entries past the frontier born before this are replayed anyway
 } s_replay_t;
 
 static int
 s_replay_one (void *arg, uint64_t seq, int64_t born_ms, const void *data, size_t len)
 {
     s_replay_t *r = arg;
+    //  Past the frontier, downstream is most likely still working on the
+    //  entry (it acked older ones, not this one yet): leave it unless it is
+    //  very old. Sequences and birth times rise together, so stop here.
+    if (r->frontier && seq > r->frontier && born_ms > r->lag_before) {
+        r->lagging = 1;
+        return 1;
+    }
     if (zmq_send (r->self->push, data, len, ZMQ_DONTWAIT) < 0) {
         r->blocked = 1;
         return 1;
@@ -160,13 +197,14 @@ s_replay_step (rst_keeper_t *self, int64_t now)
     int64_t born_before = now - self->replay_after_ms;
     if (born_before < self->started_ms && self->pass_cursor == 0)
         born_before = self->started_ms - 1;
-    s_replay_t r = {self, self->pass_cursor, 0};
+    s_replay_t r = {self, self->pass_cursor, 0, 0, s_frontier (self),
+                    now - S_LAGGING_FACTOR * self->replay_after_ms};
     int visited = rst_journal_scan (self->journal, self->pass_cursor, born_before, S_REPLAY_SLICE,
                                     s_replay_one, &r);
     self->pass_cursor = r.last;
     if (r.blocked)
         rst_metrics_inc (self->metrics, self->m_replay_full, 1);
-    if (visited < 0 || r.blocked || visited < S_REPLAY_SLICE)
+    if (visited < 0 || r.blocked || r.lagging || visited < S_REPLAY_SLICE)
         self->pass_active = 0;
 }
 

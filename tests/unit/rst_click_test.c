@@ -29,6 +29,19 @@ test_tour (void **state)
 }
 
 static void
+test_click_id_from_bytes (void **state)
+{
+    unsigned char raw[16];
+    char id[RST_CLICK_ID_LEN + 1];
+    memset (raw, 0xff, sizeof raw);
+    rst_click_id_from (raw, id);
+    assert_string_equal (id, "_____________________w");
+    memset (raw, 0, sizeof raw);
+    rst_click_id_from (raw, id);
+    assert_string_equal (id, "AAAAAAAAAAAAAAAAAAAAAA");
+}
+
+static void
 test_click_ids_are_unique (void **state)
 {
     enum { N = 20000 };
@@ -157,6 +170,7 @@ main (void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_tour),
+        cmocka_unit_test (test_click_id_from_bytes),
         cmocka_unit_test (test_click_ids_are_unique),
         cmocka_unit_test (test_token_validation),
         cmocka_unit_test (test_fbclid_is_kept_byte_for_byte),
