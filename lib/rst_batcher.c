@@ -40,6 +40,7 @@
 #include "rst_meta.h"
 #include "rst_metrics.h"
 #include "rst_shard.h"
+#include "rst_zsock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -394,10 +395,7 @@ s_node_heartbeat (rst_batcher_node_t *self, int force)
     self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
     rst_metrics_set (self->metrics, self->m_retry, (double) self->nretry);
     rst_metrics_set (self->metrics, self->m_pending, (double) rst_batcher_pending (self->core));
-    char *text = rst_metrics_render (self->metrics);
-    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
-        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
-    free (text);
+    rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
 }
 
 rst_batcher_node_t *
@@ -440,38 +438,19 @@ rst_batcher_node_new (const rst_config_t *cfg, const rst_topology_t *topo, int i
         snprintf (err, errlen, "batcher: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    int hwm = S_IN_HWM, linger = S_LINGER_MS, out_hwm = S_OUT_HWM, immediate = 1;
-    self->in = zmq_socket (self->zmq_ctx, ZMQ_PULL);
+    self->in = rst_zsock_new (self->zmq_ctx, ZMQ_PULL, S_IN_HWM, S_LINGER_MS, 0);
     if (!self->in) {
         snprintf (err, errlen, "batcher: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    zmq_setsockopt (self->in, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (self->in, ZMQ_LINGER, &linger, sizeof linger);
     if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen))
         goto fail;
-    int n = rst_topology_endpoints (topo, S_CLS, instance, "senders", self->sender_eps,
-                                    S_MAX_SENDERS, err, errlen);
+    int n = rst_zsock_each (self->zmq_ctx, topo, S_CLS, instance, "senders", ZMQ_PUSH, S_OUT_HWM,
+                            S_LINGER_MS, RST_ZSOCK_IMMEDIATE, self->senders, self->sender_eps,
+                            S_MAX_SENDERS, err, errlen);
     if (n < 0)
         goto fail;
     self->nsenders = n;
-    for (int i = 0; i < n; i++) {
-        self->senders[i] = zmq_socket (self->zmq_ctx, ZMQ_PUSH);
-        if (!self->senders[i]) {
-            snprintf (err, errlen, "batcher: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-        zmq_setsockopt (self->senders[i], ZMQ_SNDHWM, &out_hwm, sizeof out_hwm);
-        zmq_setsockopt (self->senders[i], ZMQ_LINGER, &linger, sizeof linger);
-        zmq_setsockopt (self->senders[i], ZMQ_IMMEDIATE, &immediate, sizeof immediate);
-        const char *ep = self->sender_eps[i];
-        if (ep[0] == '@' ? zmq_bind (self->senders[i], ep + 1)
-                         : zmq_connect (self->senders[i], ep + 1)) {
-            snprintf (err, errlen, "batcher: libzmq cannot attach %s: %s", ep,
-                      zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-    }
     return self;
 fail:
     rst_batcher_node_destroy (&self);

@@ -25,9 +25,9 @@
                 counted and DROPPED: no meta ack is sent for it, so the
                 front's journal replays it after its replay_after seconds
                 (topology [front]) and it comes through here again.
-      acks      one PUSH per source instance (a reference such as
-                front.acks: entry i acks events whose src is "front.<i>"),
-                like the recorder. Automated events are acked at once with
+      acks      one PUSH per journal (rst_acks: references such as
+                front.acks, events routed by their src "<node>.<i>"), like
+                the recorder, but ZMQ_IMMEDIATE. Automated events are acked at once with
                 stage RST_JOURNAL_ACK_META: they will never reach Meta, so
                 the journal must not wait for (or replay towards) a sender.
                 A failed ack is counted; the entry is replayed and acked
@@ -71,22 +71,22 @@
     event_id twice).
 */
 #include "rst_enricher.h"
+#include "rst_acks.h"
 #include "rst_clock.h"
 #include "rst_event.h"
 #include "rst_journal.h"
 #include "rst_log.h"
 #include "rst_meta.h"
 #include "rst_metrics.h"
+#include "rst_pgwatch.h"
 #include "rst_pipeline.h"
 #include "rst_shard.h"
 #include "rst_traffic.h"
+#include "rst_zsock.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,186 +110,6 @@ static const char *s_reasons[] = {
     RST_TRAFFIC_HEADLESS_UA, RST_TRAFFIC_BOT_UA, RST_TRAFFIC_IP_RATE,    S_REASON_INVALID,
 };
 #define S_NREASONS (sizeof s_reasons / sizeof s_reasons[0])
-
-//  --------------------------------------------------------------------------
-//  rst_pgwatch
-
-struct rst_pgwatch_t {
-    void *owner;                    //  PAIR, owner's side (bound)
-    void *peer;                     //  PAIR, thread's side (connected; used by the thread only)
-    pthread_t thread;
-    int started;
-    atomic_int stop;
-    char database_url[RST_URL_MAX];
-    char channel[64];
-    char cls[32];
-    rst_pgwatch_load_fn *load;
-    rst_pgwatch_free_fn *free_fn;
-    unsigned long loads;            //  owner's count of snapshots taken
-};
-
-//  Sleeps MS in short steps. Returns 1 when asked to stop.
-static int
-s_watch_sleep (rst_pgwatch_t *self, int ms)
-{
-    while (ms > 0 && !atomic_load (&self->stop)) {
-        struct timespec ts = {0, (ms > 100 ? 100 : ms) * 1000000L};
-        nanosleep (&ts, NULL);
-        ms -= 100;
-    }
-    return atomic_load (&self->stop);
-}
-
-static void *
-s_watch_main (void *arg)
-{
-    rst_pgwatch_t *self = arg;
-    int backoff_ms = 200, reported = 0;
-    char listen[96];
-    snprintf (listen, sizeof listen, "LISTEN %s", self->channel);
-    while (!atomic_load (&self->stop)) {
-        PGconn *conn = PQconnectdb (self->database_url);
-        PGresult *res = NULL;
-        if (PQstatus (conn) != CONNECTION_OK
-            || PQresultStatus (res = PQexec (conn, listen)) != PGRES_COMMAND_OK) {
-            if (!reported++)
-                rst_warn (self->cls, "cache: libpq: %s; retrying (keeping the last cache)",
-                          strtok (PQerrorMessage (conn), "\n"));
-            PQclear (res);
-            PQfinish (conn);
-            if (s_watch_sleep (self, backoff_ms))
-                break;
-            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-            continue;
-        }
-        PQclear (res);
-        if (reported)
-            rst_info (self->cls, "cache: connected to PostgreSQL again");
-        reported = 0;
-        backoff_ms = 200;
-        int dirty = 1;
-        time_t next_refresh = 0;
-        while (!atomic_load (&self->stop) && PQstatus (conn) == CONNECTION_OK) {
-            if (dirty || time (NULL) >= next_refresh) {
-                char err[512];
-                void *snap = self->load (conn, err, sizeof err);
-                if (!snap) {
-                    rst_warn (self->cls, "cache: %s", err);
-                    break;
-                }
-                if (zmq_send (self->peer, &snap, sizeof snap, ZMQ_DONTWAIT) != sizeof snap) {
-                    self->free_fn (snap);   //  the owner is busy: try again soon
-                    next_refresh = time (NULL) + 1;
-                }
-                else
-                    next_refresh = time (NULL) + RST_PGWATCH_REFRESH_S;
-                dirty = 0;
-            }
-            struct pollfd pfd = {PQsocket (conn), POLLIN, 0};
-            if (poll (&pfd, 1, 200) > 0) {
-                if (!PQconsumeInput (conn))
-                    break;
-                PGnotify *n;
-                while ((n = PQnotifies (conn))) {
-                    dirty = 1;
-                    PQfreemem (n);
-                }
-            }
-        }
-        if (!atomic_load (&self->stop))
-            rst_warn (self->cls, "cache: lost PostgreSQL connection; reconnecting");
-        PQfinish (conn);
-    }
-    zmq_close (self->peer);
-    self->peer = NULL;
-    return NULL;
-}
-
-rst_pgwatch_t *
-rst_pgwatch_new (void *zmq_ctx, const char *database_url, const char *channel, const char *cls,
-                 rst_pgwatch_load_fn *load, rst_pgwatch_free_fn *free_fn, char *err,
-                 size_t errlen)
-{
-    assert (zmq_ctx && database_url && channel && load && free_fn);
-    rst_pgwatch_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        snprintf (err, errlen, "%s: out of memory", cls);
-        return NULL;
-    }
-    snprintf (self->database_url, sizeof self->database_url, "%s", database_url);
-    snprintf (self->channel, sizeof self->channel, "%s", channel);
-    snprintf (self->cls, sizeof self->cls, "%s", cls);
-    self->load = load;
-    self->free_fn = free_fn;
-    atomic_init (&self->stop, 0);
-    char ep[64];
-    snprintf (ep, sizeof ep, "inproc://rst-pgwatch-%p", (void *) self);
-    int linger = 0;
-    self->owner = zmq_socket (zmq_ctx, ZMQ_PAIR);
-    self->peer = zmq_socket (zmq_ctx, ZMQ_PAIR);
-    if (!self->owner || !self->peer || zmq_bind (self->owner, ep) || zmq_connect (self->peer, ep)) {
-        snprintf (err, errlen, "%s: libzmq: inproc pair: %s", cls, zmq_strerror (zmq_errno ()));
-        goto fail;
-    }
-    zmq_setsockopt (self->owner, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->peer, ZMQ_LINGER, &linger, sizeof linger);
-    if (pthread_create (&self->thread, NULL, s_watch_main, self)) {
-        snprintf (err, errlen, "%s: cannot start the cache thread", cls);
-        goto fail;
-    }
-    self->started = 1;
-    return self;
-fail:
-    rst_pgwatch_destroy (&self);
-    return NULL;
-}
-
-void
-rst_pgwatch_destroy (rst_pgwatch_t **self_p)
-{
-    assert (self_p);
-    rst_pgwatch_t *self = *self_p;
-    if (!self)
-        return;
-    atomic_store (&self->stop, 1);
-    if (self->started)
-        pthread_join (self->thread, NULL);      //  the thread closed its socket
-    else if (self->peer)
-        zmq_close (self->peer);
-    if (self->owner) {
-        void *snap;
-        while ((snap = rst_pgwatch_take (self)))
-            self->free_fn (snap);
-        zmq_close (self->owner);
-    }
-    free (self);
-    *self_p = NULL;
-}
-
-void *
-rst_pgwatch_socket (rst_pgwatch_t *self)
-{
-    assert (self);
-    return self->owner;
-}
-
-void *
-rst_pgwatch_take (rst_pgwatch_t *self)
-{
-    assert (self);
-    void *snap = NULL;
-    if (zmq_recv (self->owner, &snap, sizeof snap, ZMQ_DONTWAIT) != sizeof snap)
-        return NULL;
-    self->loads++;
-    return snap;
-}
-
-unsigned long
-rst_pgwatch_loads (const rst_pgwatch_t *self)
-{
-    assert (self);
-    return self->loads;
-}
 
 //  --------------------------------------------------------------------------
 //  The pool cache
@@ -364,11 +184,6 @@ s_cache_find (const s_cache_t *cache, int64_t pool_id)
 //  --------------------------------------------------------------------------
 //  The enricher
 
-typedef struct {
-    uint64_t *seqs;                 //  seqs to ack with stage META (grown)
-    size_t count, cap;
-} s_acklist_t;
-
 struct rst_enricher_t {
     const rst_config_t *cfg;        //  borrowed
     const rst_topology_t *topo;     //  borrowed
@@ -379,10 +194,7 @@ struct rst_enricher_t {
     void *limiters[S_MAX_PEERS];    //  PUSH per limiter instance, connected
     char *limiter_eps[S_MAX_PEERS]; //  owned (rst_topology_endpoints)
     int nlimiters;
-    void *acks[S_MAX_PEERS];        //  PUSH per source instance, connected
-    char *ack_eps[S_MAX_PEERS];     //  owned
-    int nacks;
-    char source_node[64];           //  "front": src must be "<source_node>.<i>"
+    rst_acks_t *acks;               //  PUSH per journal (topology `acks`), ZMQ_IMMEDIATE
     char in_ep[1024], pub_ep[1024]; //  raw topology values, for the config print
     int ip_rate_per_min;
     long ip_slots;
@@ -394,8 +206,6 @@ struct rst_enricher_t {
     msgpack_sbuffer pubbuf;         //  one PUB message being built
     msgpack_sbuffer limbuf[S_MAX_PEERS];    //  one message per limiter being built
     size_t limcount[S_MAX_PEERS];   //  events in limbuf[i]
-    s_acklist_t acklist[S_MAX_PEERS];       //  automated seqs per source
-    msgpack_sbuffer ackbuf;         //  one ack message
     char *text;                     //  scratch: cleaned strings of one event
     size_t text_cap;
 
@@ -458,70 +268,7 @@ s_heartbeat (rst_enricher_t *self, int force)
         return;
     self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
     rst_metrics_set (self->metrics, self->m_pools, self->cache ? (double) self->cache->count : 0);
-    char *text = rst_metrics_render (self->metrics);
-    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
-        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
-    free (text);
-}
-
-static void *
-s_socket (rst_enricher_t *self, int type, int hwm_option, int hwm)
-{
-    void *sock = zmq_socket (self->zmq_ctx, type);
-    if (!sock)
-        return NULL;
-    int linger = S_LINGER_MS;
-    zmq_setsockopt (sock, hwm_option, &hwm, sizeof hwm);
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
-    return sock;
-}
-
-//  Connects (or binds) one PUSH per endpoint of KEY into SOCKS. Returns the
-//  count, or -1 with ERR.
-static int
-s_push_each (rst_enricher_t *self, const char *key, void **socks, char **eps, char *err,
-             size_t errlen)
-{
-    int n = rst_topology_endpoints (self->topo, S_CLS, self->instance, key, eps, S_MAX_PEERS, err,
-                                    errlen);
-    if (n < 0)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        socks[i] = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_OUT_HWM);
-        int immediate = 1;
-        if (socks[i])
-            zmq_setsockopt (socks[i], ZMQ_IMMEDIATE, &immediate, sizeof immediate);
-        const char *ep = eps[i];
-        if (!socks[i]
-            || (ep[0] == '@' ? zmq_bind (socks[i], ep + 1) : zmq_connect (socks[i], ep + 1))) {
-            snprintf (err, errlen, "enricher: libzmq cannot %s %s: %s",
-                      ep[0] == '@' ? "bind" : "connect to", ep + 1, zmq_strerror (zmq_errno ()));
-            for (int j = 0; j <= i; j++)
-                if (socks[j]) {
-                    zmq_close (socks[j]);
-                    socks[j] = NULL;
-                }
-            rst_topology_endpoints_free (eps, n);
-            return -1;
-        }
-    }
-    return n;
-}
-
-//  The node that the `acks` value references ("front.acks" → "front").
-static void
-s_source_node (rst_enricher_t *self)
-{
-    char raw[1024];
-    self->source_node[0] = 0;
-    if (rst_topology_get (self->topo, S_CLS, self->instance, "acks", raw, sizeof raw))
-        return;
-    const char *dot = strchr (raw, '.');
-    if (!dot || strstr (raw, "://") || strchr (raw, ',')
-        || (size_t) (dot - raw) >= sizeof self->source_node)
-        return;
-    memcpy (self->source_node, raw, (size_t) (dot - raw));
-    self->source_node[dot - raw] = 0;
+    rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
 }
 
 rst_enricher_t *
@@ -539,7 +286,6 @@ rst_enricher_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     self->topo = topo;
     self->instance = instance;
     msgpack_sbuffer_init (&self->pubbuf);
-    msgpack_sbuffer_init (&self->ackbuf);
     for (int i = 0; i < S_MAX_PEERS; i++)
         msgpack_sbuffer_init (&self->limbuf[i]);
 
@@ -575,8 +321,8 @@ rst_enricher_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
         snprintf (err, errlen, "enricher: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    self->in = s_socket (self, ZMQ_PULL, ZMQ_RCVHWM, S_IN_HWM);
-    self->pub = s_socket (self, ZMQ_PUB, ZMQ_SNDHWM, S_PUB_HWM);
+    self->in = rst_zsock_new (self->zmq_ctx, ZMQ_PULL, S_IN_HWM, S_LINGER_MS, 0);
+    self->pub = rst_zsock_new (self->zmq_ctx, ZMQ_PUB, S_PUB_HWM, S_LINGER_MS, 0);
     if (!self->in || !self->pub) {
         snprintf (err, errlen, "enricher: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
         goto fail;
@@ -584,17 +330,17 @@ rst_enricher_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen)
         || rst_topology_attach (topo, self->pub, S_CLS, instance, "pub", err, errlen))
         goto fail;
-    self->nlimiters = s_push_each (self, "limiters", self->limiters, self->limiter_eps, err, errlen);
+    self->nlimiters = rst_zsock_each (self->zmq_ctx, topo, S_CLS, instance, "limiters", ZMQ_PUSH,
+                                      S_OUT_HWM, S_LINGER_MS, RST_ZSOCK_IMMEDIATE, self->limiters,
+                                      self->limiter_eps, S_MAX_PEERS, err, errlen);
     if (self->nlimiters < 0) {
         self->nlimiters = 0;
         goto fail;
     }
-    self->nacks = s_push_each (self, "acks", self->acks, self->ack_eps, err, errlen);
-    if (self->nacks < 0) {
-        self->nacks = 0;
+    self->acks = rst_acks_new (self->zmq_ctx, topo, S_CLS, instance, "acks", RST_ZSOCK_IMMEDIATE,
+                               err, errlen);
+    if (!self->acks)
         goto fail;
-    }
-    s_source_node (self);
     self->watch = rst_pgwatch_new (self->zmq_ctx, cfg->database_url, "rastro_config", S_CLS,
                                    s_cache_load, s_cache_free, err, errlen);
     if (!self->watch)
@@ -618,10 +364,7 @@ rst_enricher_destroy (rst_enricher_t **self_p)
         if (self->limiters[i])
             zmq_close (self->limiters[i]);
     rst_topology_endpoints_free (self->limiter_eps, self->nlimiters);
-    for (int i = 0; i < self->nacks; i++)
-        if (self->acks[i])
-            zmq_close (self->acks[i]);
-    rst_topology_endpoints_free (self->ack_eps, self->nacks);
+    rst_acks_destroy (&self->acks);
     if (self->in)
         zmq_close (self->in);
     if (self->pub)
@@ -631,11 +374,8 @@ rst_enricher_destroy (rst_enricher_t **self_p)
     rst_traffic_destroy (&self->traffic);
     rst_metrics_destroy (&self->metrics);
     msgpack_sbuffer_destroy (&self->pubbuf);
-    msgpack_sbuffer_destroy (&self->ackbuf);
-    for (int i = 0; i < S_MAX_PEERS; i++) {
+    for (int i = 0; i < S_MAX_PEERS; i++)
         msgpack_sbuffer_destroy (&self->limbuf[i]);
-        free (self->acklist[i].seqs);
-    }
     free (self->text);
     free (self);
     *self_p = NULL;
@@ -651,9 +391,7 @@ rst_enricher_print (const rst_enricher_t *self)
     for (int i = 0; i < self->nlimiters; i++)
         rst_info (S_CLS, "limiters[%d] = %s (PUSH; pixels with rst_shard_of (pixel, %d) = %d)", i,
                   self->limiter_eps[i], self->nlimiters, i);
-    for (int i = 0; i < self->nacks; i++)
-        rst_info (S_CLS, "acks[%d] = %s (PUSH; automated events from %s.%d, stage meta)", i,
-                  self->ack_eps[i], self->source_node[0] ? self->source_node : "<node>", i);
+    rst_acks_print (self->acks, "automated events", ", stage meta");
     rst_info (S_CLS, "ip_rate_per_min = %d%s", self->ip_rate_per_min,
               self->ip_rate_per_min ? "" : " (off)");
     rst_info (S_CLS, "ip_slots = %ld", self->ip_slots);
@@ -778,52 +516,13 @@ s_reason_index (const char *reason)
     return (int) S_NREASONS - 1;
 }
 
-//  Source index of an event ("front.3" → 3), or -1 if it is not ours to ack.
-static int
-s_source_index (const rst_enricher_t *self, rst_str_t src)
-{
-    const char *dot = memchr (src.ptr, '.', src.len);
-    if (!dot)
-        return -1;
-    size_t node_len = (size_t) (dot - src.ptr);
-    if (self->source_node[0]
-        && (node_len != strlen (self->source_node)
-            || memcmp (src.ptr, self->source_node, node_len)))
-        return -1;
-    long index = 0;
-    const char *p = dot + 1, *end = src.ptr + src.len;
-    if (p == end || end - p > 6)
-        return -1;
-    for (; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        index = index * 10 + (*p - '0');
-    }
-    return index < self->nacks ? (int) index : -1;
-}
-
+//  Queues EV's seq for a meta ack, sent with the rest of the message's.
 static void
 s_ack_later (rst_enricher_t *self, const rst_event_t *ev)
 {
-    int src = s_source_index (self, ev->src);
-    if (src < 0) {
-        rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+    if (rst_acks_add (self->acks, ev->src.ptr, ev->src.len, ev->seq))
         rst_warn (S_CLS, "event %s: source %.*s has no ack endpoint in the topology",
                   ev->event_id.ptr, (int) ev->src.len, ev->src.ptr);
-        return;
-    }
-    s_acklist_t *l = &self->acklist[src];
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        uint64_t *grown = realloc (l->seqs, cap * sizeof *grown);
-        if (!grown) {
-            rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
-            return;     //  replayed later, acked then
-        }
-        l->seqs = grown;
-        l->cap = cap;
-    }
-    l->seqs[l->count++] = ev->seq;
 }
 
 //  Checks EV against the cache; counts a mismatch (the event's values win).
@@ -954,22 +653,11 @@ s_send_all (rst_enricher_t *self)
         msgpack_sbuffer_clear (&self->limbuf[i]);
         self->limcount[i] = 0;
     }
-    for (int i = 0; i < self->nacks; i++) {
-        s_acklist_t *l = &self->acklist[i];
-        for (size_t from = 0; from < l->count; from += RST_ACK_MAX_SEQS) {
-            size_t chunk = l->count - from < RST_ACK_MAX_SEQS ? l->count - from : RST_ACK_MAX_SEQS;
-            msgpack_sbuffer_clear (&self->ackbuf);
-            msgpack_packer pk;
-            msgpack_packer_init (&pk, &self->ackbuf, msgpack_sbuffer_write);
-            int rc = rst_ack_pack (&pk, RST_JOURNAL_ACK_META, l->seqs + from, chunk);
-            assert (rc == 0);
-            if (zmq_send (self->acks[i], self->ackbuf.data, self->ackbuf.size, ZMQ_DONTWAIT) < 0)
-                rst_metrics_inc (self->metrics, self->m_ack_fail, (double) chunk);
-            else
-                rst_metrics_inc (self->metrics, self->m_acks, (double) chunk);
-        }
-        l->count = 0;
-    }
+    rst_acks_tally_t tally = rst_acks_flush (self->acks, RST_JOURNAL_ACK_META);
+    if (tally.sent)
+        rst_metrics_inc (self->metrics, self->m_acks, (double) tally.sent);
+    if (tally.failed)
+        rst_metrics_inc (self->metrics, self->m_ack_fail, (double) tally.failed);
 }
 
 static void

@@ -9,9 +9,9 @@
 
     Guarantees of the decoder (it is fed untrusted bytes and is fuzzed):
       - it never reads outside [data, data + len) and never asserts on input;
-      - before msgpack-c sees a byte, s_measure walks the object's structure
-        without allocating and checks that every declared length and count
-        fits in the bytes that are really there, so a 5-byte "array of four
+      - before msgpack-c sees a byte, rst_mpcheck_measure walks the object's
+        structure without allocating and checks that every declared length
+        and count fits in the bytes that are really there, so a 5-byte "array of four
         billion elements" is rejected as truncated instead of making msgpack-c
         reserve gigabytes; objects over RST_EVENT_MAX_BYTES are rejected
         (and skipped, so the next event of the message is still read);
@@ -28,6 +28,7 @@
     learns about an over-long id when it builds the event, not downstream.
 */
 #include "rst_event.h"
+#include "rst_mpcheck.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -411,99 +412,6 @@ rst_event_pack (const rst_event_t *self, msgpack_packer *pk)
 }
 
 //  --------------------------------------------------------------------------
-//  Decoding, step 1: measure one object without trusting it.
-
-typedef enum {
-    S_MEASURE_OK,
-    S_MEASURE_TRUNCATED,    //  a declared length or count runs past the data
-    S_MEASURE_MALFORMED,    //  a byte that is no msgpack type (0xc1)
-} s_measure_t;
-
-static uint64_t
-s_be (const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-//  Walks the object at DATA[0..LEN) and stores its size in *SIZE. Iterative:
-//  PENDING counts the objects still to read (a container adds its elements),
-//  so nesting depth costs nothing. Every element needs at least one byte, so
-//  a count larger than the bytes left is truncated data, not an allocation.
-static s_measure_t
-s_measure (const unsigned char *data, size_t len, size_t *size)
-{
-    size_t pos = 0;
-    uint64_t pending = 1;
-    while (pending > 0) {
-        if (pos >= len)
-            return S_MEASURE_TRUNCATED;
-        unsigned char b = data[pos++];
-        size_t left = len - pos;
-        uint64_t body = 0;      //  bytes after the type byte (length fields included)
-        uint64_t items = 0;     //  elements this object adds
-        size_t lenlen = 0;      //  size of a big-endian length field
-        int is_map = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-            body = 0;
-        else if (b >= 0x80 && b <= 0x8f)
-            items = 2ull * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f)
-            items = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf)
-            body = b & 0x1f;
-        else {
-            switch (b) {
-            case 0xc4: case 0xd9: lenlen = 1; break;        //  bin8, str8
-            case 0xc5: case 0xda: lenlen = 2; break;        //  bin16, str16
-            case 0xc6: case 0xdb: lenlen = 4; break;        //  bin32, str32
-            case 0xc7: lenlen = 1; body = 1; break;         //  ext8 (+ type byte)
-            case 0xc8: lenlen = 2; body = 1; break;         //  ext16
-            case 0xc9: lenlen = 4; body = 1; break;         //  ext32
-            case 0xca: body = 4; break;
-            case 0xcb: body = 8; break;
-            case 0xcc: case 0xd0: body = 1; break;
-            case 0xcd: case 0xd1: body = 2; break;
-            case 0xce: case 0xd2: body = 4; break;
-            case 0xcf: case 0xd3: body = 8; break;
-            case 0xd4: body = 2; break;                     //  fixext1
-            case 0xd5: body = 3; break;
-            case 0xd6: body = 5; break;
-            case 0xd7: body = 9; break;
-            case 0xd8: body = 17; break;
-            case 0xdc: lenlen = 2; items = 1; break;        //  array16
-            case 0xdd: lenlen = 4; items = 1; break;        //  array32
-            case 0xde: lenlen = 2; items = 1; is_map = 1; break;
-            case 0xdf: lenlen = 4; items = 1; is_map = 1; break;
-            default:
-                return S_MEASURE_MALFORMED;                 //  0xc1
-            }
-            if (lenlen) {
-                if (left < lenlen)
-                    return S_MEASURE_TRUNCATED;
-                uint64_t n = s_be (data + pos, lenlen);
-                pos += lenlen;
-                left -= lenlen;
-                if (items)      //  container: n elements (maps: key and value)
-                    items = is_map ? 2 * n : n;
-                else
-                    body += n;
-            }
-        }
-        if (body > left)
-            return S_MEASURE_TRUNCATED;
-        pos += (size_t) body;
-        pending = pending - 1 + items;
-        if (pending > len - pos)
-            return S_MEASURE_TRUNCATED;
-    }
-    *size = pos;
-    return S_MEASURE_OK;
-}
-
-//  --------------------------------------------------------------------------
 //  Decoding, step 2: the map's keys into an event whose strings still point
 //  into msgpack-c's object; step 3 copies them into the arena.
 
@@ -514,30 +422,12 @@ s_key_is (const msgpack_object *key, const char *name)
     return key->via.str.size == n && memcmp (key->via.str.ptr, name, n) == 0;
 }
 
-static const char *
-s_type_name_of (msgpack_object_type t)
-{
-    switch (t) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_EXT: return "ext";
-    }
-    return "?";
-}
-
 static int
 s_wrong_type (const s_field_t *f, const msgpack_object *val, const char *want, char *err,
               size_t errlen)
 {
-    s_err (err, errlen, "%s: wrong type %s (want %s)", f->key, s_type_name_of (val->type), want);
+    s_err (err, errlen, "%s: wrong type %s (want %s)", f->key, rst_mpcheck_type_name (val->type),
+           want);
     return -1;
 }
 
@@ -694,7 +584,7 @@ static int
 s_from_map (rst_event_t *event, const msgpack_object *obj, char *err, size_t errlen)
 {
     if (obj->type != MSGPACK_OBJECT_MAP) {
-        s_err (err, errlen, "not a map (%s)", s_type_name_of (obj->type));
+        s_err (err, errlen, "not a map (%s)", rst_mpcheck_type_name (obj->type));
         return -1;
     }
     const msgpack_object_map *map = &obj->via.map;
@@ -717,7 +607,7 @@ s_from_map (rst_event_t *event, const msgpack_object *obj, char *err, size_t err
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *key = &map->ptr[i].key;
         if (key->type != MSGPACK_OBJECT_STR) {
-            s_err (err, errlen, "key %u is not a str (%s)", i, s_type_name_of (key->type));
+            s_err (err, errlen, "key %u is not a str (%s)", i, rst_mpcheck_type_name (key->type));
             return -1;
         }
         int id;
@@ -764,10 +654,9 @@ rst_event_decode (const char *data, size_t len, size_t *offset, char *err, size_
     const unsigned char *start = (const unsigned char *) data + *offset;
     size_t left = len - *offset;
     size_t size = 0;
-    s_measure_t m = s_measure (start, left, &size);
-    if (m != S_MEASURE_OK) {
-        s_err (err, errlen, m == S_MEASURE_TRUNCATED ? "truncated msgpack data"
-                                                     : "malformed msgpack data (byte 0xc1)");
+    rst_mpcheck_t m = rst_mpcheck_measure (start, left, &size);
+    if (m != RST_MPCHECK_OK) {
+        s_err (err, errlen, "%s", rst_mpcheck_reason (m));
         *offset = len;      //  no object boundary to resume from
         return NULL;
     }
@@ -846,7 +735,7 @@ rst_ack_decode (const char *data, size_t len, unsigned *stage, uint64_t *seqs, s
     assert (stage);
     assert (seqs || max == 0);
     size_t size = 0;
-    if (!data || len == 0 || s_measure ((const unsigned char *) data, len, &size) != S_MEASURE_OK) {
+    if (!data || len == 0 || rst_mpcheck_measure (data, len, &size) != RST_MPCHECK_OK) {
         s_err (err, errlen, "ack: truncated or malformed msgpack data");
         return -1;
     }
@@ -868,7 +757,7 @@ rst_ack_decode (const char *data, size_t len, unsigned *stage, uint64_t *seqs, s
         goto done;
     }
     if (up.data.type != MSGPACK_OBJECT_MAP) {
-        s_err (err, errlen, "ack: not a map (%s)", s_type_name_of (up.data.type));
+        s_err (err, errlen, "ack: not a map (%s)", rst_mpcheck_type_name (up.data.type));
         goto done;
     }
     const msgpack_object_map *map = &up.data.via.map;
@@ -900,7 +789,7 @@ rst_ack_decode (const char *data, size_t len, unsigned *stage, uint64_t *seqs, s
         else if (s_key_is (key, "seqs")) {
             if (val->type != MSGPACK_OBJECT_ARRAY) {
                 s_err (err, errlen, "ack: seqs: wrong type %s (want array)",
-                       s_type_name_of (val->type));
+                       rst_mpcheck_type_name (val->type));
                 goto done;
             }
             if (val->via.array.size > max) {

@@ -20,14 +20,15 @@
 #include "rst_log.h"
 #include "rst_metrics.h"
 #include "rst_netaddr.h"
+#include "rst_pgwatch.h"
 #include "rst_snapshot.h"
+#include "rst_zsock.h"
 
 #include "h2o.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sodium.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@
 #define S_MAX_HEADER_VALUE 4096
 #define S_MAX_HEADERS      100
 #define S_PUSH_HWM         100000
+#define S_PUSH_LINGER_MS   500
 #define S_RETRY_STARTING   "5"      //  Retry-After while pools are not loaded yet
 #define S_RETRY_NO_BOT     "30"     //  Retry-After when a pool has no usable bot
 #define S_RETRY_JOURNAL    "5"      //  Retry-After when the journal refused a write
@@ -87,8 +89,7 @@ struct rst_front_t {
     const rst_topology_t *topo;         //  borrowed
     size_t nthreads;
     s_thread_t *threads;
-    pthread_t snapshot_thread;
-    int snapshot_started;
+    rst_pgwatch_t *watch;               //  snapshot thread: loads pools, calls s_distribute
     atomic_int stop;
     atomic_int snapshot_loaded;         //  1 after the first successful load
     s_metric_ids_t ids;
@@ -706,14 +707,6 @@ s_listen (int port, char *err, size_t errlen)
 // ---------------------------------------------------------------------------
 //  Snapshot thread
 
-static int
-s_stopping_sleep (rst_front_t *front, int ms)
-{
-    for (int waited = 0; waited < ms && !atomic_load (&front->stop); waited += 100)
-        usleep (100 * 1000);
-    return atomic_load (&front->stop);
-}
-
 //  Sends every HTTP thread its own copy of SNAPSHOT. Returns 0 or -1.
 static int
 s_distribute (rst_front_t *front, const rst_snapshot_t *snapshot)
@@ -730,64 +723,31 @@ s_distribute (rst_front_t *front, const rst_snapshot_t *snapshot)
     return 0;
 }
 
+//  rst_pgwatch callbacks, on the snapshot thread.
 static void *
-s_snapshot_main (void *arg)
+s_snapshot_load (PGconn *conn, char *err, size_t errlen)
+{
+    return rst_snapshot_load (conn, err, errlen);
+}
+
+static void
+s_snapshot_free (void *snapshot)
+{
+    rst_snapshot_t *snap = snapshot;
+    rst_snapshot_destroy (&snap);
+}
+
+//  Takes a fresh snapshot: a copy for each HTTP thread, then frees it.
+static int
+s_snapshot_sink (void *snapshot, void *arg)
 {
     rst_front_t *front = arg;
-    int backoff_ms = 200, reported = 0;
-    while (!atomic_load (&front->stop)) {
-        PGconn *conn = PQconnectdb (front->cfg->database_url);
-        PGresult *res = NULL;
-        if (PQstatus (conn) != CONNECTION_OK
-            || PQresultStatus (res = PQexec (conn, "LISTEN rastro_config")) != PGRES_COMMAND_OK) {
-            if (!reported++)
-                rst_warn ("snapshot", "libpq: %s; retrying (serving the last pools meanwhile)",
-                          strtok (PQerrorMessage (conn), "\n"));
-            PQclear (res);
-            PQfinish (conn);
-            if (s_stopping_sleep (front, backoff_ms))
-                break;
-            backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-            continue;
-        }
-        PQclear (res);
-        if (reported)
-            rst_info ("snapshot", "connected to PostgreSQL again");
-        reported = 0;
-        backoff_ms = 200;
-        int dirty = 1;
-        time_t next_refresh = 0;
-        while (!atomic_load (&front->stop) && PQstatus (conn) == CONNECTION_OK) {
-            if (dirty || time (NULL) >= next_refresh) {
-                char err[512];
-                rst_snapshot_t *snap = rst_snapshot_load (conn, err, sizeof err);
-                if (!snap) {
-                    rst_warn ("snapshot", "%s", err);
-                    break;
-                }
-                if (s_distribute (front, snap))
-                    rst_error ("snapshot", "out of memory distributing pools");
-                rst_debug ("snapshot", "loaded %zu pools", rst_snapshot_pool_count (snap));
-                rst_snapshot_destroy (&snap);
-                dirty = 0;
-                next_refresh = time (NULL) + RST_SNAPSHOT_REFRESH_S;
-            }
-            struct pollfd pfd = {PQsocket (conn), POLLIN, 0};
-            if (poll (&pfd, 1, 200) > 0) {
-                if (!PQconsumeInput (conn))
-                    break;
-                PGnotify *n;
-                while ((n = PQnotifies (conn))) {
-                    dirty = 1;
-                    PQfreemem (n);
-                }
-            }
-        }
-        if (!atomic_load (&front->stop))
-            rst_warn ("snapshot", "lost PostgreSQL connection; reconnecting");
-        PQfinish (conn);
-    }
-    return NULL;
+    rst_snapshot_t *snap = snapshot;
+    if (s_distribute (front, snap))
+        rst_error ("snapshot", "out of memory distributing pools");
+    rst_debug ("snapshot", "loaded %zu pools", rst_snapshot_pool_count (snap));
+    rst_snapshot_destroy (&snap);
+    return 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -865,26 +825,23 @@ rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance
         }
         s_declare_metrics (t->metrics, &self->ids);
         rst_metrics_copy (t->published, t->metrics);
-        t->push = zmq_socket (self->zmq_ctx, ZMQ_PUSH);
-        int linger = 500, hwm = S_PUSH_HWM, one = 1;
+        t->push = rst_zsock_new (self->zmq_ctx, ZMQ_PUSH, S_PUSH_HWM, S_PUSH_LINGER_MS,
+                                 RST_ZSOCK_IMMEDIATE);
         if (!t->push) {
             snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (errno));
             goto fail;
         }
-        zmq_setsockopt (t->push, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_setsockopt (t->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        zmq_setsockopt (t->push, ZMQ_IMMEDIATE, &one, sizeof one);
         if (rst_topology_attach (topo, t->push, "front", instance, "events", err, errlen))
             goto fail;
         t->listen_fd = s_listen (cfg->http_port, err, errlen);
         if (t->listen_fd < 0)
             goto fail;
     }
-    if (pthread_create (&self->snapshot_thread, NULL, s_snapshot_main, self)) {
-        snprintf (err, errlen, "pthread_create failed");
+    self->watch = rst_pgwatch_new_sink (cfg->database_url, "rastro_config", "snapshot",
+                                        s_snapshot_load, s_snapshot_free, s_snapshot_sink, self,
+                                        err, errlen);
+    if (!self->watch)
         goto fail;
-    }
-    self->snapshot_started = 1;
     pthread_barrier_t ready;
     pthread_barrier_init (&ready, NULL, (unsigned) self->nthreads + 1);
     for (size_t i = 0; i < self->nthreads; i++) {
@@ -913,8 +870,7 @@ rst_front_destroy (rst_front_t **self_p)
         return;
     atomic_store (&self->stop, 1);
     //  The snapshot thread sends to the HTTP threads: stop it first.
-    if (self->snapshot_started)
-        pthread_join (self->snapshot_thread, NULL);
+    rst_pgwatch_destroy (&self->watch);
     for (size_t i = 0; self->threads && i < self->nthreads; i++)
         if (self->threads[i].started)
             h2o_multithread_send_message (&self->threads[i].wake_receiver, NULL);

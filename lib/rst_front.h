@@ -20,10 +20,10 @@
     downstream in one ZeroMQ message with ZMQ_DONTWAIT — never blocking. If
     the push fails, the keeper (rst_keeper) replays from the journal.
 
-    Threads: N HTTP threads, the keeper thread, the snapshot thread (a
-    PostgreSQL connection that LISTENs on rastro_config and sends each HTTP
-    thread a fresh copy of the pools when they change, or every
-    RST_SNAPSHOT_REFRESH_S seconds). The only shared mutable state is each
+    Threads: N HTTP threads, the keeper thread, the snapshot thread (an
+    rst_pgwatch: a PostgreSQL connection that LISTENs on rastro_config and
+    sends each HTTP thread a fresh copy of the pools when they change, or
+    every RST_PGWATCH_REFRESH_S seconds). The only shared mutable state is each
     thread's published metrics copy, behind its own mutex, copied once a second.
 */
 #ifndef RST_FRONT_H

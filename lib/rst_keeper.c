@@ -26,6 +26,7 @@
 #include "rst_clock.h"
 #include "rst_event.h"
 #include "rst_log.h"
+#include "rst_zsock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -259,20 +260,6 @@ s_keeper_main (void *arg)
     return NULL;
 }
 
-static void *
-s_socket (void *zmq_ctx, int type)
-{
-    void *sock = zmq_socket (zmq_ctx, type);
-    if (!sock)
-        return NULL;
-    int linger = S_LINGER_MS, hwm = S_SOCKET_HWM, one = 1;
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (sock, type == ZMQ_PUSH ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (type == ZMQ_PUSH)
-        zmq_setsockopt (sock, ZMQ_IMMEDIATE, &one, sizeof one);
-    return sock;
-}
-
 rst_keeper_t *
 rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *topo,
                 const char *node, int instance, char *err, size_t errlen)
@@ -300,8 +287,8 @@ rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *top
     }
     s_declare (self);
     rst_metrics_copy (self->published, self->metrics);
-    self->acks = s_socket (zmq_ctx, ZMQ_PULL);
-    self->push = s_socket (zmq_ctx, ZMQ_PUSH);
+    self->acks = rst_zsock_new (zmq_ctx, ZMQ_PULL, S_SOCKET_HWM, S_LINGER_MS, 0);
+    self->push = rst_zsock_new (zmq_ctx, ZMQ_PUSH, S_SOCKET_HWM, S_LINGER_MS, RST_ZSOCK_IMMEDIATE);
     if (!self->acks || !self->push) {
         snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (errno));
         goto fail;

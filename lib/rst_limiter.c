@@ -51,10 +51,12 @@
 */
 #include "rst_limiter.h"
 #include "rst_clock.h"
-#include "rst_enricher.h"
 #include "rst_log.h"
 #include "rst_metrics.h"
+#include "rst_pgwatch.h"
 #include "rst_pipeline.h"
+#include "rst_shard.h"
+#include "rst_zsock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -115,17 +117,6 @@ struct rst_limiter_t {
     uint64_t throttles;
 };
 
-static uint64_t
-s_hash (const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char) s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 rst_limiter_t *
 rst_limiter_new (double default_rate, size_t queue_max, size_t total_max)
 {
@@ -181,7 +172,7 @@ s_pixel (rst_limiter_t *self, const char *id, size_t len, int create, int64_t no
 {
     if (len > RST_LIMITER_ID_MAX)
         len = RST_LIMITER_ID_MAX;
-    uint64_t h = s_hash (id, len);
+    uint64_t h = rst_shard_hash (id, len);
     for (s_pixel_t *p = self->ptable[h & (self->pbuckets - 1)]; p; p = p->hnext)
         if (p->hash == h && p->id_len == len && !memcmp (p->id, id, len))
             return p;
@@ -360,7 +351,7 @@ rst_limiter_add (rst_limiter_t *self, const char *pixel, size_t pixel_len, const
     assert (self);
     if (id_len > RST_LIMITER_ID_MAX)
         id_len = RST_LIMITER_ID_MAX;
-    uint64_t h = s_hash (event_id, id_len);
+    uint64_t h = rst_shard_hash (event_id, id_len);
     s_item_t **slot = s_id_slot (self, event_id, id_len, h);
     if (*slot)
         return RST_LIMITER_DUPLICATE;
@@ -458,7 +449,7 @@ rst_limiter_unrelease (rst_limiter_t *self, rst_limiter_item_t *item)
     it->priority = item->priority;
     it->id_len = strlen (item->event_id);
     memcpy (it->id, item->event_id, it->id_len);
-    it->hash = s_hash (it->id, it->id_len);
+    it->hash = rst_shard_hash (it->id, it->id_len);
     s_item_t **slot = s_id_slot (self, it->id, it->id_len, it->hash);
     if (*slot) {
         //  The same id was queued meanwhile (a replay): keep one.
@@ -795,20 +786,14 @@ rst_limiter_node_new (const rst_config_t *cfg, const rst_topology_t *topo, int i
         snprintf (err, errlen, "limiter: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    int hwm = S_IN_HWM, linger = S_LINGER_MS, out_hwm = S_OUT_HWM, immediate = 1;
-    self->in = zmq_socket (self->zmq_ctx, ZMQ_PULL);
-    self->out = zmq_socket (self->zmq_ctx, ZMQ_PUSH);
-    self->outcomes = zmq_socket (self->zmq_ctx, ZMQ_SUB);
+    self->in = rst_zsock_new (self->zmq_ctx, ZMQ_PULL, S_IN_HWM, S_LINGER_MS, 0);
+    self->out = rst_zsock_new (self->zmq_ctx, ZMQ_PUSH, S_OUT_HWM, S_LINGER_MS,
+                               RST_ZSOCK_IMMEDIATE);
+    self->outcomes = rst_zsock_new (self->zmq_ctx, ZMQ_SUB, RST_ZSOCK_NO_HWM, S_LINGER_MS, 0);
     if (!self->in || !self->out || !self->outcomes) {
         snprintf (err, errlen, "limiter: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    zmq_setsockopt (self->in, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (self->in, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->out, ZMQ_SNDHWM, &out_hwm, sizeof out_hwm);
-    zmq_setsockopt (self->out, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->out, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
-    zmq_setsockopt (self->outcomes, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->outcomes, ZMQ_SUBSCRIBE, "", 0);
     if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen))
         goto fail;

@@ -276,3 +276,13 @@ rst_heartbeat_write (const char *data_dir, const char *node, int instance, const
     }
     return 0;
 }
+
+void
+rst_metrics_heartbeat (const rst_metrics_t *self, const char *data_dir, const char *node,
+                       int instance)
+{
+    char *text = rst_metrics_render (self);
+    if (rst_heartbeat_write (data_dir, node, instance, text ? text : ""))
+        rst_debug (node, "cannot write the heartbeat file under %s/run", data_dir);
+    free (text);
+}

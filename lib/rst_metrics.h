@@ -54,4 +54,10 @@ char *rst_metrics_render (const rst_metrics_t *self);
 //  (temp file + rename). Returns 0 or -1.
 int rst_heartbeat_write (const char *data_dir, const char *node, int instance, const char *text);
 
+//  Renders SELF and writes it with rst_heartbeat_write as the heartbeat of
+//  NODE INSTANCE. A failure is only logged (debug, class NODE): the
+//  supervisor sees a heartbeat that is late.
+void rst_metrics_heartbeat (const rst_metrics_t *self, const char *data_dir, const char *node,
+                            int instance);
+
 #endif

@@ -3,11 +3,24 @@
 #include "rst_node.h"
 #include "rst_log.h"
 
+#include <assert.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define S_INSTANCE_MAX 1000
+#define S_ERR_MAX      1024
+
+//  The interrupt flag (STYLE.md §5: the one mutable global allowed).
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
 
 static void
 s_usage (FILE *out, const char *name, const char *about)
@@ -80,4 +93,36 @@ void
 rst_node_finish (rst_node_t *self)
 {
     rst_topology_destroy (&self->topo);
+}
+
+int
+rst_node_main (const char *name, const char *about, const rst_node_actor_t *actor, int argc,
+               char **argv)
+{
+    assert (actor);
+    rst_node_t node;
+    int rc = rst_node_start (&node, name, about, argc, argv);
+    if (rc != RST_NODE_RUN)
+        return rc;
+
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;        //  no SA_RESTART: zmq_poll returns EINTR
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    signal (SIGPIPE, SIG_IGN);
+
+    char err[S_ERR_MAX];
+    void *self = actor->new_fn (&node.cfg, node.topo, node.instance, err, sizeof err);
+    if (!self) {
+        rst_error (name, "%s", err);
+        rst_node_finish (&node);
+        return 1;
+    }
+    actor->print_fn (self);
+    rc = actor->run_fn (self, &s_stop) ? 1 : 0;
+    actor->destroy_fn (self);
+    rst_node_finish (&node);
+    rst_info (name, "stopped");
+    return rc;
 }

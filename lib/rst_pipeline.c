@@ -8,9 +8,10 @@
 
     Guarantees (the same as rst_event's, whose approach this copies):
       - the decoders never read outside [data, data + len) and never assert
-        on input; s_measure walks an object's structure without allocating
-        and checks every declared length and count against the bytes that
-        are really there before msgpack-c sees them, and objects over the
+        on input; rst_mpcheck_measure (shared with rst_event) walks an
+        object's structure without allocating and checks every declared
+        length and count against the bytes that are really there before
+        msgpack-c sees them, and objects over the
         kind's byte limit are refused (and skipped, for "enriched" streams);
       - one checker per kind (s_check_enriched, s_check_batch,
         s_check_outcome) runs on the packer's input and on the decoder's
@@ -26,6 +27,7 @@
 */
 #include "rst_pipeline.h"
 #include "rst_meta.h"
+#include "rst_mpcheck.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -594,99 +596,6 @@ rst_outcome_pack (const rst_outcome_t *self, msgpack_packer *pk)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Decoding, step 1: measure one object without trusting it (rst_event.c's
-//  walker; kept private there, so repeated here).
-
-typedef enum {
-    S_MEASURE_OK,
-    S_MEASURE_TRUNCATED,    //  a declared length or count runs past the data
-    S_MEASURE_MALFORMED,    //  a byte that is no msgpack type (0xc1)
-} s_measure_t;
-
-static uint64_t
-s_be (const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-//  Walks the object at DATA[0..LEN) and stores its size in *SIZE. Iterative:
-//  PENDING counts the objects still to read, so nesting costs nothing; every
-//  element needs at least one byte, so a count larger than the bytes left is
-//  truncated data, not an allocation.
-static s_measure_t
-s_measure (const unsigned char *data, size_t len, size_t *size)
-{
-    size_t pos = 0;
-    uint64_t pending = 1;
-    while (pending > 0) {
-        if (pos >= len)
-            return S_MEASURE_TRUNCATED;
-        unsigned char b = data[pos++];
-        size_t left = len - pos;
-        uint64_t body = 0, items = 0;
-        size_t lenlen = 0;
-        int is_map = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-            body = 0;
-        else if (b >= 0x80 && b <= 0x8f)
-            items = 2ull * (b & 0x0f);
-        else if (b >= 0x90 && b <= 0x9f)
-            items = b & 0x0f;
-        else if (b >= 0xa0 && b <= 0xbf)
-            body = b & 0x1f;
-        else {
-            switch (b) {
-            case 0xc4: case 0xd9: lenlen = 1; break;
-            case 0xc5: case 0xda: lenlen = 2; break;
-            case 0xc6: case 0xdb: lenlen = 4; break;
-            case 0xc7: lenlen = 1; body = 1; break;
-            case 0xc8: lenlen = 2; body = 1; break;
-            case 0xc9: lenlen = 4; body = 1; break;
-            case 0xca: body = 4; break;
-            case 0xcb: body = 8; break;
-            case 0xcc: case 0xd0: body = 1; break;
-            case 0xcd: case 0xd1: body = 2; break;
-            case 0xce: case 0xd2: body = 4; break;
-            case 0xcf: case 0xd3: body = 8; break;
-            case 0xd4: body = 2; break;
-            case 0xd5: body = 3; break;
-            case 0xd6: body = 5; break;
-            case 0xd7: body = 9; break;
-            case 0xd8: body = 17; break;
-            case 0xdc: lenlen = 2; items = 1; break;
-            case 0xdd: lenlen = 4; items = 1; break;
-            case 0xde: lenlen = 2; items = 1; is_map = 1; break;
-            case 0xdf: lenlen = 4; items = 1; is_map = 1; break;
-            default:
-                return S_MEASURE_MALFORMED;
-            }
-            if (lenlen) {
-                if (left < lenlen)
-                    return S_MEASURE_TRUNCATED;
-                uint64_t n = s_be (data + pos, lenlen);
-                pos += lenlen;
-                left -= lenlen;
-                if (items)
-                    items = is_map ? 2 * n : n;
-                else
-                    body += n;
-            }
-        }
-        if (body > left)
-            return S_MEASURE_TRUNCATED;
-        pos += (size_t) body;
-        pending = pending - 1 + items;
-        if (pending > len - pos)
-            return S_MEASURE_TRUNCATED;
-    }
-    *size = pos;
-    return S_MEASURE_OK;
-}
-
 //  Measures and unpacks the object at DATA[0..LEN) into UP. *SIZE (OUT) is
 //  the object's size when it could be measured, else 0. Returns 0, or -1
 //  with the reason in ERR (UP must still be destroyed by the caller).
@@ -695,12 +604,10 @@ s_unpack (const char *data, size_t len, size_t max, msgpack_unpacked *up, size_t
           const char *what, char *err, size_t errlen)
 {
     *size = 0;
-    s_measure_t m = s_measure ((const unsigned char *) data, len, size);
-    if (m != S_MEASURE_OK) {
+    rst_mpcheck_t m = rst_mpcheck_measure (data, len, size);
+    if (m != RST_MPCHECK_OK) {
         *size = 0;
-        s_err (err, errlen, "%s: %s", what,
-               m == S_MEASURE_TRUNCATED ? "truncated msgpack data"
-                                        : "malformed msgpack data (byte 0xc1)");
+        s_err (err, errlen, "%s: %s", what, rst_mpcheck_reason (m));
         return -1;
     }
     if (*size > max) {
@@ -747,25 +654,6 @@ s_str_is (rst_str_t s, const char *name)
 {
     size_t n = strlen (name);
     return s.len == n && (n == 0 || memcmp (s.ptr, name, n) == 0);
-}
-
-static const char *
-s_type_name_of (msgpack_object_type t)
-{
-    switch (t) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_EXT: return "ext";
-    }
-    return "?";
 }
 
 static int
@@ -823,7 +711,7 @@ s_read_value (s_slot_t *slot, const msgpack_object *val, char *err, size_t errle
         slot->seen = 1;
         return 0;
     }
-    s_err (err, errlen, "%s: wrong type %s (want %s)", slot->key, s_type_name_of (val->type),
+    s_err (err, errlen, "%s: wrong type %s (want %s)", slot->key, rst_mpcheck_type_name (val->type),
            want);
     return -1;
 }
@@ -837,7 +725,7 @@ s_read_map (const msgpack_object *obj, const char *kind, s_slot_t *slots, size_t
             size_t errlen)
 {
     if (obj->type != MSGPACK_OBJECT_MAP) {
-        s_err (err, errlen, "not a map (%s)", s_type_name_of (obj->type));
+        s_err (err, errlen, "not a map (%s)", rst_mpcheck_type_name (obj->type));
         return -1;
     }
     const msgpack_object_map *map = &obj->via.map;
@@ -846,7 +734,7 @@ s_read_map (const msgpack_object *obj, const char *kind, s_slot_t *slots, size_t
         const msgpack_object *key = &map->ptr[i].key;
         const msgpack_object *val = &map->ptr[i].val;
         if (key->type != MSGPACK_OBJECT_STR) {
-            s_err (err, errlen, "key %u is not a str (%s)", i, s_type_name_of (key->type));
+            s_err (err, errlen, "key %u is not a str (%s)", i, rst_mpcheck_type_name (key->type));
             return -1;
         }
         if (kind && s_key_is (key, "v")) {
@@ -968,8 +856,8 @@ rst_enriched_decode (const char *data, size_t len, size_t *offset, char *err, si
     if (!self) {
         s_err (err, errlen, "enriched: out of memory");
         //  Skip the object if it can be measured, so the caller goes on.
-        if (s_measure ((const unsigned char *) data + *offset, len - *offset, &size)
-            == S_MEASURE_OK)
+        if (rst_mpcheck_measure (data + *offset, len - *offset, &size)
+            == RST_MPCHECK_OK)
             *offset += size;
         else
             *offset = len;
@@ -1108,7 +996,8 @@ rst_batch_decode (const char *data, size_t len, char *err, size_t errlen)
     if (s_read_map (&up.data, "batch", slots, sizeof slots / sizeof slots[0], why, sizeof why))
         goto bad;
     if (arr->type != MSGPACK_OBJECT_ARRAY) {
-        snprintf (why, sizeof why, "items: wrong type %s (want array)", s_type_name_of (arr->type));
+        snprintf (why, sizeof why, "items: wrong type %s (want array)",
+                  rst_mpcheck_type_name (arr->type));
         goto bad;
     }
     if (arr->via.array.size < 1 || arr->via.array.size > RST_META_MAX_EVENTS) {
@@ -1224,7 +1113,7 @@ rst_outcome_decode (const char *data, size_t len, char *err, size_t errlen)
     }
     if (ids && ids->type != MSGPACK_OBJECT_ARRAY) {
         snprintf (why, sizeof why, "event_ids: wrong type %s (want array)",
-                  s_type_name_of (ids->type));
+                  rst_mpcheck_type_name (ids->type));
         goto bad;
     }
     if (ids && ids->via.array.size > RST_PIPELINE_MAX_IDS) {
@@ -1238,7 +1127,7 @@ rst_outcome_decode (const char *data, size_t len, char *err, size_t errlen)
         const msgpack_object *id = &ids->via.array.ptr[i];
         if (id->type != MSGPACK_OBJECT_STR) {
             snprintf (why, sizeof why, "event_ids[%zu]: wrong type %s (want str)", i,
-                      s_type_name_of (id->type));
+                      rst_mpcheck_type_name (id->type));
             goto bad;
         }
         room += id->via.str.size + 1;

@@ -9,12 +9,11 @@
     Sockets:
       in     PULL, bound (topology [recorder] in). Each message holds one or
              more msgpack events back to back (schemas/events.md).
-      acks   one PUSH per front instance, connected (topology [recorder]
-             acks, a reference such as `front.acks`: entry i is front i's
-             ack endpoint). An event whose src is "front.<i>" is acked on
-             socket i with {"v":1,"stage":1,"seqs":[...]}, ZMQ_DONTWAIT;
-             a failed send is counted and forgotten (the entry is replayed
-             and stored again as a no-op).
+      acks   one PUSH per journal, connected (topology [recorder] acks,
+             references such as `front.acks`; rst_acks routes an event by
+             its src "<node>.<i>"), {"v":1,"stage":1,"seqs":[...]},
+             ZMQ_DONTWAIT; a failed send is counted and forgotten (the
+             entry is replayed and stored again as a no-op).
 
     Loop and states:
 
@@ -61,11 +60,13 @@
     and returns. Whatever was not written is replayed by the journals.
 */
 #include "rst_recorder.h"
+#include "rst_acks.h"
 #include "rst_clock.h"
 #include "rst_db.h"
 #include "rst_event.h"
 #include "rst_log.h"
 #include "rst_metrics.h"
+#include "rst_zsock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -79,10 +80,8 @@
 #include <zmq.h>
 
 #define S_CLS               "recorder"
-#define S_MAX_SOURCES       RST_TOPOLOGY_MAX_ENDPOINTS
 #define S_IN_HWM            10000       //  messages (each holds many events)
-#define S_ACK_HWM           10000
-#define S_ACK_LINGER_MS     1000        //  bounded: never hang in zmq_ctx_term
+#define S_OUT_LINGER_MS     1000        //  bounded: never hang in zmq_ctx_term
 #define S_DRAIN_MAX         64          //  messages read per poll wake-up
 #define S_HEARTBEAT_MS      1000
 #define S_BACKOFF_MIN_MS    100
@@ -117,12 +116,9 @@ struct rst_recorder_t {
     int instance;
     void *zmq_ctx;                  //  owned
     void *in;                       //  PULL, bound
-    void *acks[S_MAX_SOURCES];      //  PUSH per source instance, connected
+    rst_acks_t *acks;               //  PUSH per journal (topology `acks`)
     void *out;                      //  PUSH to the next stage (topology `out`), or NULL
     msgpack_sbuffer outbuf;         //  scratch: one packed forward message
-    char *ack_endpoints[S_MAX_SOURCES];     //  from rst_topology_endpoints (owned)
-    int ack_count;
-    char source_node[64];           //  "front": src must be "<source_node>.<i>"
     char in_endpoint[1024];         //  raw topology value, for the config print
     size_t batch_max;
     int batch_ms;
@@ -137,8 +133,6 @@ struct rst_recorder_t {
     size_t count;
     int64_t deadline_ms;            //  batch_ms after the first event of the batch
 
-    uint64_t *ack_seqs;             //  scratch: batch_max seqs of one source
-    msgpack_sbuffer ackbuf;         //  scratch: one packed ack message
     char *text;                     //  scratch: parameter text of one batch
     size_t text_cap;
     const char **values;            //  scratch: S_PARAMS_PER_ROW * batch_max params
@@ -221,40 +215,11 @@ s_heartbeat (rst_recorder_t *self, int force)
     self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
     rst_metrics_set (self->metrics, self->m_pending, (double) self->count);
     rst_metrics_set (self->metrics, self->m_pg_up, self->pg && !self->pg_down ? 1 : 0);
-    char *text = rst_metrics_render (self->metrics);
-    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
-        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
-    free (text);
+    rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
 }
 
 //  --------------------------------------------------------------------------
 //  Construction
-
-static void *
-s_socket (rst_recorder_t *self, int type, int hwm_option, int hwm, int linger)
-{
-    void *sock = zmq_socket (self->zmq_ctx, type);
-    if (!sock)
-        return NULL;
-    zmq_setsockopt (sock, hwm_option, &hwm, sizeof hwm);
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
-    return sock;
-}
-
-//  Finds the node that the `acks` value references ("front.acks" → "front").
-static void
-s_source_node (rst_recorder_t *self)
-{
-    char raw[1024];
-    self->source_node[0] = 0;
-    if (rst_topology_get (self->topo, S_CLS, self->instance, "acks", raw, sizeof raw))
-        return;
-    const char *dot = strchr (raw, '.');
-    if (!dot || strstr (raw, "://") || strchr (raw, ',') || (size_t) (dot - raw) >= sizeof self->source_node)
-        return;
-    memcpy (self->source_node, raw, (size_t) (dot - raw));
-    self->source_node[dot - raw] = 0;
-}
 
 rst_recorder_t *
 rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance, char *err,
@@ -270,7 +235,6 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     self->cfg = cfg;
     self->topo = topo;
     self->instance = instance;
-    msgpack_sbuffer_init (&self->ackbuf);
     msgpack_sbuffer_init (&self->outbuf);
     self->backoff_ms = S_BACKOFF_MIN_MS;
 
@@ -294,10 +258,9 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
         snprintf (self->in_endpoint, sizeof self->in_endpoint, "(none)");
 
     self->batch = calloc (self->batch_max, sizeof *self->batch);
-    self->ack_seqs = calloc (self->batch_max, sizeof *self->ack_seqs);
     self->values = calloc (self->batch_max * S_PARAMS_PER_ROW, sizeof *self->values);
     self->metrics = rst_metrics_new ();
-    if (!self->batch || !self->ack_seqs || !self->values || !self->metrics) {
+    if (!self->batch || !self->values || !self->metrics) {
         snprintf (err, errlen, "recorder: out of memory");
         goto fail;
     }
@@ -308,7 +271,7 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
         snprintf (err, errlen, "recorder: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    self->in = s_socket (self, ZMQ_PULL, ZMQ_RCVHWM, S_IN_HWM, 0);
+    self->in = rst_zsock_new (self->zmq_ctx, ZMQ_PULL, S_IN_HWM, 0, 0);
     if (!self->in) {
         snprintf (err, errlen, "recorder: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
         goto fail;
@@ -316,36 +279,15 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
     if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen))
         goto fail;
 
-    self->ack_count = rst_topology_endpoints (topo, S_CLS, instance, "acks", self->ack_endpoints,
-                                              S_MAX_SOURCES, err, errlen);
-    if (self->ack_count < 0) {
-        self->ack_count = 0;
+    self->acks = rst_acks_new (self->zmq_ctx, topo, S_CLS, instance, "acks", 0, err, errlen);
+    if (!self->acks)
         goto fail;
-    }
-    s_source_node (self);
-    for (int i = 0; i < self->ack_count; i++) {
-        self->acks[i] = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_ACK_HWM, S_ACK_LINGER_MS);
-        if (!self->acks[i]) {
-            snprintf (err, errlen, "recorder: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-        const char *ep = self->ack_endpoints[i];
-        int rc = ep[0] == '@' ? zmq_bind (self->acks[i], ep + 1)
-                              : zmq_connect (self->acks[i], ep + 1);
-        if (rc) {
-            snprintf (err, errlen, "recorder: libzmq cannot %s %s: %s",
-                      ep[0] == '@' ? "bind" : "connect to", ep + 1, zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-    }
 
     //  Optional next stage: without `out` the recorder only stores.
     char out_value[4096];
     if (rst_topology_get (topo, S_CLS, instance, "out", out_value, sizeof out_value) == 0) {
-        self->out = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_IN_HWM, S_ACK_LINGER_MS);
-        int immediate = 1;
-        if (self->out)
-            zmq_setsockopt (self->out, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+        self->out = rst_zsock_new (self->zmq_ctx, ZMQ_PUSH, S_IN_HWM, S_OUT_LINGER_MS,
+                                   RST_ZSOCK_IMMEDIATE);
         if (!self->out || rst_topology_attach (topo, self->out, S_CLS, instance, "out", err, errlen))
             goto fail;
     }
@@ -378,10 +320,7 @@ rst_recorder_destroy (rst_recorder_t **self_p)
         rst_event_destroy (&self->batch[i]);
     if (self->pg)
         PQfinish (self->pg);
-    for (int i = 0; i < self->ack_count; i++)
-        if (self->acks[i])
-            zmq_close (self->acks[i]);
-    rst_topology_endpoints_free (self->ack_endpoints, self->ack_count);
+    rst_acks_destroy (&self->acks);
     if (self->in)
         zmq_close (self->in);
     if (self->out)
@@ -389,10 +328,8 @@ rst_recorder_destroy (rst_recorder_t **self_p)
     if (self->zmq_ctx)
         zmq_ctx_term (self->zmq_ctx);
     rst_metrics_destroy (&self->metrics);
-    msgpack_sbuffer_destroy (&self->ackbuf);
     msgpack_sbuffer_destroy (&self->outbuf);
     free (self->batch);
-    free (self->ack_seqs);
     free (self->values);
     free (self->text);
     free (self->sql);
@@ -407,9 +344,7 @@ rst_recorder_print (const rst_recorder_t *self)
     assert (self);
     rst_info (S_CLS, "instance = %d", self->instance);
     rst_info (S_CLS, "in = %s (PULL)", self->in_endpoint);
-    for (int i = 0; i < self->ack_count; i++)
-        rst_info (S_CLS, "acks[%d] = %s (PUSH; events from %s.%d)", i, self->ack_endpoints[i],
-                  self->source_node[0] ? self->source_node : "<node>", i);
+    rst_acks_print (self->acks, "events", "");
     if (self->out) {
         char value[4096];
         rst_topology_get (self->topo, S_CLS, self->instance, "out", value, sizeof value);
@@ -689,77 +624,27 @@ s_exec (rst_recorder_t *self, const char *sql, int n_params, const char *const *
 //  --------------------------------------------------------------------------
 //  Acks
 
-//  Source index of an event ("front.3" → 3), or -1 if it is not ours to ack.
-static int
-s_source_index (const rst_recorder_t *self, rst_str_t src)
-{
-    const char *dot = memchr (src.ptr, '.', src.len);
-    if (!dot)
-        return -1;
-    size_t node_len = (size_t) (dot - src.ptr);
-    if (self->source_node[0]
-        && (node_len != strlen (self->source_node) || memcmp (src.ptr, self->source_node, node_len)))
-        return -1;
-    long index = 0;
-    const char *p = dot + 1, *end = src.ptr + src.len;
-    if (p == end || end - p > 6)
-        return -1;
-    for (; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        index = index * 10 + (*p - '0');
-    }
-    return index < self->ack_count ? (int) index : -1;
-}
-
-//  Sends SEQS[0..N) as acks on source socket I, RST_ACK_MAX_SEQS per message.
+//  Adds what an ack send or flush did to the metrics.
 static void
-s_send_acks (rst_recorder_t *self, int i, const uint64_t *seqs, size_t n)
+s_count_acks (rst_recorder_t *self, rst_acks_tally_t tally)
 {
-    for (size_t from = 0; from < n; from += RST_ACK_MAX_SEQS) {
-        size_t chunk = n - from < RST_ACK_MAX_SEQS ? n - from : RST_ACK_MAX_SEQS;
-        msgpack_sbuffer_clear (&self->ackbuf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &self->ackbuf, msgpack_sbuffer_write);
-        int rc = rst_ack_pack (&pk, RST_ACK_STAGE_STORED, seqs + from, chunk);
-        assert (rc == 0);
-        if (zmq_send (self->acks[i], self->ackbuf.data, self->ackbuf.size, ZMQ_DONTWAIT) < 0) {
-            rst_metrics_inc (self->metrics, self->m_ack_fail, (double) chunk);
-            rst_debug (S_CLS, "ack of %zu seqs to %s: libzmq: %s", chunk,
-                       self->ack_endpoints[i], zmq_strerror (zmq_errno ()));
-        }
-        else
-            rst_metrics_inc (self->metrics, self->m_acks, (double) chunk);
-    }
+    if (tally.sent)
+        rst_metrics_inc (self->metrics, self->m_acks, (double) tally.sent);
+    if (tally.failed)
+        rst_metrics_inc (self->metrics, self->m_ack_fail, (double) tally.failed);
 }
 
-//  Acknowledges every event of the batch (all stored) to its source.
+//  Acknowledges every event of the batch (all stored) to its journal.
 static void
 s_ack_batch (rst_recorder_t *self)
 {
-    //  Group by source: the batch is small, a pass per source is cheap.
-    unsigned char done[RST_RECORDER_BATCH_MAX_LIMIT] = {0};
     for (size_t i = 0; i < self->count; i++) {
-        if (done[i])
-            continue;
-        int src = s_source_index (self, self->batch[i]->src);
-        if (src < 0) {
-            rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+        const rst_event_t *ev = self->batch[i];
+        if (rst_acks_add (self->acks, ev->src.ptr, ev->src.len, ev->seq))
             rst_warn (S_CLS, "event %s: source %.*s has no ack endpoint in the topology",
-                      self->batch[i]->event_id.ptr, (int) self->batch[i]->src.len,
-                      self->batch[i]->src.ptr);
-            done[i] = 1;
-            continue;
-        }
-        size_t n = 0;
-        for (size_t j = i; j < self->count; j++) {
-            if (done[j] || s_source_index (self, self->batch[j]->src) != src)
-                continue;
-            self->ack_seqs[n++] = self->batch[j]->seq;
-            done[j] = 1;
-        }
-        s_send_acks (self, src, self->ack_seqs, n);
+                      ev->event_id.ptr, (int) ev->src.len, ev->src.ptr);
     }
+    s_count_acks (self, rst_acks_flush (self->acks, RST_ACK_STAGE_STORED));
 }
 
 //  Hands COUNT stored events to the next stage in one message, never
@@ -858,9 +743,9 @@ s_insert_rows (rst_recorder_t *self)
             rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
             s_observe_delay (self, ev);
             //  Stored: ack it now, it must not be inserted again on retry.
-            int src = s_source_index (self, ev->src);
-            if (src >= 0)
-                s_send_acks (self, src, &ev->seq, 1);
+            if (rst_acks_route (self->acks, ev->src.ptr, ev->src.len) >= 0)
+                s_count_acks (self, rst_acks_send (self->acks, ev->src.ptr, ev->src.len,
+                                                   RST_ACK_STAGE_STORED, &ev->seq, 1));
             s_forward (self, &ev, 1);
             rst_event_destroy (&ev);
         }

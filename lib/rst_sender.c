@@ -63,6 +63,7 @@
 */
 #define _GNU_SOURCE
 #include "rst_sender.h"
+#include "rst_acks.h"
 #include "rst_clock.h"
 #include "rst_db.h"
 #include "rst_event.h"
@@ -74,6 +75,7 @@
 #include "rst_secret.h"
 #include "rst_shard.h"
 #include "rst_spool.h"
+#include "rst_zsock.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -89,7 +91,6 @@
 #include <zmq.h>
 
 #define S_CLS               "sender"
-#define S_MAX_SOURCES       RST_TOPOLOGY_MAX_ENDPOINTS
 #define S_IN_HWM            1000        //  batches (up to 1000 events each)
 #define S_OUT_HWM           10000
 #define S_LINGER_MS         1000
@@ -167,11 +168,8 @@ struct rst_sender_t {
     void *zmq_ctx;
     void *in;                           //  PULL, bound
     void *outcomes;                     //  PUB, bound
-    void *acks[S_MAX_SOURCES];          //  PUSH per journal, connected
-    char *ack_endpoints[S_MAX_SOURCES];
-    int ack_count;
-    char source_node[64];               //  "front"
-    msgpack_sbuffer buf;                //  scratch for acks and outcomes
+    rst_acks_t *acks;                   //  PUSH per journal (topology `acks`)
+    msgpack_sbuffer buf;                //  scratch for outcomes
     long timeout_ms, max_inflight, pixel_inflight, backoff_min_ms, backoff_max_ms, spool_max_mb;
 
     CURLM *multi;
@@ -329,77 +327,24 @@ s_pixel_forget_token (s_pixel_t *px)
 //  --------------------------------------------------------------------------
 //  Acks and outcomes
 
-static int
-s_source_index (const rst_sender_t *self, const char *src, size_t len)
-{
-    const char *dot = memchr (src, '.', len);
-    if (!dot)
-        return -1;
-    size_t node_len = (size_t) (dot - src);
-    if (self->source_node[0]
-        && (node_len != strlen (self->source_node) || memcmp (src, self->source_node, node_len)))
-        return -1;
-    long index = 0;
-    const char *p = dot + 1, *end = src + len;
-    if (p == end || end - p > 6)
-        return -1;
-    for (; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        index = index * 10 + (*p - '0');
-    }
-    return index < self->ack_count ? (int) index : -1;
-}
-
-static void
-s_send_acks (rst_sender_t *self, int i, const uint64_t *seqs, size_t n)
-{
-    for (size_t from = 0; from < n; from += RST_ACK_MAX_SEQS) {
-        size_t chunk = n - from < RST_ACK_MAX_SEQS ? n - from : RST_ACK_MAX_SEQS;
-        msgpack_sbuffer_clear (&self->buf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &self->buf, msgpack_sbuffer_write);
-        int rc = rst_ack_pack (&pk, RST_JOURNAL_ACK_META, seqs + from, chunk);
-        assert (rc == 0);
-        if (zmq_send (self->acks[i], self->buf.data, self->buf.size, ZMQ_DONTWAIT) < 0) {
-            rst_metrics_inc (self->metrics, self->m_ack_fail, (double) chunk);
-            rst_debug (S_CLS, "ack of %zu seqs to %s: libzmq: %s", chunk, self->ack_endpoints[i],
-                       zmq_strerror (zmq_errno ()));
-        }
-        else
-            rst_metrics_inc (self->metrics, self->m_acks, (double) chunk);
-    }
-}
-
 //  Acks every event of BATCH except those marked in SKIP (may be NULL).
 static void
 s_ack_batch (rst_sender_t *self, const rst_batch_t *batch, const unsigned char *skip)
 {
-    uint64_t seqs[RST_META_MAX_EVENTS];
-    unsigned char done[RST_META_MAX_EVENTS] = {0};
     size_t count = batch->count < RST_META_MAX_EVENTS ? batch->count : RST_META_MAX_EVENTS;
     for (size_t i = 0; i < count; i++) {
         const rst_batch_item_t *it = &batch->items[i];
-        if (done[i] || (skip && skip[i]) || !it->src.len || !it->seq)
+        if ((skip && skip[i]) || !it->src.len || !it->seq)
             continue;
-        int src = s_source_index (self, it->src.ptr, it->src.len);
-        if (src < 0) {
-            rst_metrics_inc (self->metrics, self->m_ack_fail, 1);
+        if (rst_acks_add (self->acks, it->src.ptr, it->src.len, it->seq))
             rst_warn (S_CLS, "event %.*s: source %.*s has no ack endpoint in the topology",
                       (int) it->event_id.len, it->event_id.ptr, (int) it->src.len, it->src.ptr);
-            continue;
-        }
-        size_t n = 0;
-        for (size_t j = i; j < count; j++) {
-            const rst_batch_item_t *o = &batch->items[j];
-            if (done[j] || (skip && skip[j]) || !o->seq || !o->src.len
-                || s_source_index (self, o->src.ptr, o->src.len) != src)
-                continue;
-            seqs[n++] = o->seq;
-            done[j] = 1;
-        }
-        s_send_acks (self, src, seqs, n);
     }
+    rst_acks_tally_t tally = rst_acks_flush (self->acks, RST_JOURNAL_ACK_META);
+    if (tally.sent)
+        rst_metrics_inc (self->metrics, self->m_acks, (double) tally.sent);
+    if (tally.failed)
+        rst_metrics_inc (self->metrics, self->m_ack_fail, (double) tally.failed);
 }
 
 //  Publishes an outcome about PIXEL for the ids of B (may be NULL).
@@ -1408,10 +1353,7 @@ s_heartbeat (rst_sender_t *self, int force)
     }
     rst_metrics_set (self->metrics, self->m_inflight, self->inflight);
     rst_metrics_set (self->metrics, self->m_pg_up, self->pg && !self->pg_down ? 1 : 0);
-    char *text = rst_metrics_render (self->metrics);
-    if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text ? text : ""))
-        rst_debug (S_CLS, "cannot write the heartbeat file under %s/run", self->cfg->data_dir);
-    free (text);
+    rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
 }
 
 //  --------------------------------------------------------------------------
@@ -1437,18 +1379,6 @@ s_long (const rst_topology_t *topo, int instance, const char *key, long def, lon
         *bad = 1;
     }
     return v;
-}
-
-static void *
-s_socket (rst_sender_t *self, int type, int hwm_option, int hwm)
-{
-    void *sock = zmq_socket (self->zmq_ctx, type);
-    if (!sock)
-        return NULL;
-    int linger = S_LINGER_MS;
-    zmq_setsockopt (sock, hwm_option, &hwm, sizeof hwm);
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
-    return sock;
 }
 
 rst_sender_t *
@@ -1530,8 +1460,8 @@ rst_sender_new (const rst_config_t *cfg, const rst_topology_t *topo, int instanc
         snprintf (err, errlen, "sender: libzmq: zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
-    self->in = s_socket (self, ZMQ_PULL, ZMQ_RCVHWM, S_IN_HWM);
-    self->outcomes = s_socket (self, ZMQ_PUB, ZMQ_SNDHWM, S_OUT_HWM);
+    self->in = rst_zsock_new (self->zmq_ctx, ZMQ_PULL, S_IN_HWM, S_LINGER_MS, 0);
+    self->outcomes = rst_zsock_new (self->zmq_ctx, ZMQ_PUB, S_OUT_HWM, S_LINGER_MS, 0);
     if (!self->in || !self->outcomes) {
         snprintf (err, errlen, "sender: libzmq: socket: %s", zmq_strerror (zmq_errno ()));
         goto fail;
@@ -1539,29 +1469,9 @@ rst_sender_new (const rst_config_t *cfg, const rst_topology_t *topo, int instanc
     if (rst_topology_attach (topo, self->in, S_CLS, instance, "in", err, errlen)
         || rst_topology_attach (topo, self->outcomes, S_CLS, instance, "outcomes", err, errlen))
         goto fail;
-    self->ack_count = rst_topology_endpoints (topo, S_CLS, instance, "acks", self->ack_endpoints,
-                                              S_MAX_SOURCES, err, errlen);
-    if (self->ack_count < 0) {
-        self->ack_count = 0;
+    self->acks = rst_acks_new (self->zmq_ctx, topo, S_CLS, instance, "acks", 0, err, errlen);
+    if (!self->acks)
         goto fail;
-    }
-    char raw[1024];
-    if (!rst_topology_get (topo, S_CLS, instance, "acks", raw, sizeof raw)) {
-        const char *dot = strchr (raw, '.');
-        if (dot && !strstr (raw, "://") && !strchr (raw, ',')
-            && (size_t) (dot - raw) < sizeof self->source_node)
-            snprintf (self->source_node, sizeof self->source_node, "%.*s", (int) (dot - raw), raw);
-    }
-    for (int i = 0; i < self->ack_count; i++) {
-        self->acks[i] = s_socket (self, ZMQ_PUSH, ZMQ_SNDHWM, S_OUT_HWM);
-        const char *ep = self->ack_endpoints[i];
-        if (!self->acks[i]
-            || (ep[0] == '@' ? zmq_bind (self->acks[i], ep + 1) : zmq_connect (self->acks[i], ep + 1))) {
-            snprintf (err, errlen, "sender: libzmq cannot attach ack endpoint %s: %s", ep + 1,
-                      zmq_strerror (zmq_errno ()));
-            goto fail;
-        }
-    }
     char why[512];
     self->pg = rst_db_connect (cfg, why, sizeof why);
     if (!self->pg)
@@ -1596,10 +1506,7 @@ rst_sender_destroy (rst_sender_t **self_p)
     if (self->pg)
         PQfinish (self->pg);
     rst_secret_destroy (&self->secret);
-    for (int i = 0; i < self->ack_count; i++)
-        if (self->acks[i])
-            zmq_close (self->acks[i]);
-    rst_topology_endpoints_free (self->ack_endpoints, self->ack_count);
+    rst_acks_destroy (&self->acks);
     if (self->in)
         zmq_close (self->in);
     if (self->outcomes)
@@ -1627,9 +1534,7 @@ rst_sender_print (const rst_sender_t *self)
         rst_info (S_CLS, "in = %s (PULL)", v);
     if (!rst_topology_get (self->topo, S_CLS, self->instance, "outcomes", v, sizeof v))
         rst_info (S_CLS, "outcomes = %s (PUB)", v);
-    for (int i = 0; i < self->ack_count; i++)
-        rst_info (S_CLS, "acks[%d] = %s (PUSH; events from %s.%d)", i, self->ack_endpoints[i],
-                  self->source_node[0] ? self->source_node : "<node>", i);
+    rst_acks_print (self->acks, "events", "");
     rst_info (S_CLS, "spool = %s (%zu batches waiting)", self->spool_dir, self->entry_count);
     rst_info (S_CLS, "meta = %s/%s/<pixel>/events", self->cfg->meta_graph_url,
               self->cfg->meta_api_version);

@@ -6,6 +6,7 @@
     pickers' fields change, by the owning thread.
 */
 #include "rst_snapshot.h"
+#include "rst_shard.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -21,17 +22,6 @@ struct rst_snapshot_t {
     int32_t *table;             //  pool index or -1
     int dirty;                  //  pools added since the table was built
 };
-
-static uint64_t
-s_hash (const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char) s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 rst_snapshot_t *
 rst_snapshot_new_empty (void)
@@ -70,7 +60,7 @@ s_index (rst_snapshot_t *self)
         rst_snapshot_pool_t *pool = &self->pools[p];
         pool->bots = pool->nbots ? &self->bots[first_bot] : NULL;
         first_bot += pool->nbots;
-        size_t slot = s_hash (pool->slug, strlen (pool->slug)) & (size - 1);
+        size_t slot = rst_shard_hash (pool->slug, strlen (pool->slug)) & (size - 1);
         while (table[slot] >= 0)
             slot = (slot + 1) & (size - 1);
         table[slot] = (int32_t) p;
@@ -231,7 +221,7 @@ rst_snapshot_find (rst_snapshot_t *self, const char *slug, size_t len)
     }
     if (!self->table_size)
         return NULL;
-    size_t slot = s_hash (slug, len) & (self->table_size - 1);
+    size_t slot = rst_shard_hash (slug, len) & (self->table_size - 1);
     while (self->table[slot] >= 0) {
         rst_snapshot_pool_t *pool = &self->pools[self->table[slot]];
         if (strlen (pool->slug) == len && !memcmp (pool->slug, slug, len))

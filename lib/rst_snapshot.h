@@ -2,7 +2,7 @@
 
     The redirect path never queries PostgreSQL: it looks the slug up in a
     snapshot loaded by the front's snapshot thread (on start, on every NOTIFY
-    rastro_config, and every RST_SNAPSHOT_REFRESH_S seconds as a safety net).
+    rastro_config, and every RST_PGWATCH_REFRESH_S seconds as a safety net).
     Each HTTP thread owns its own copy (rst_snapshot_clone), including the
     bot pickers' state, so picking a bot needs no lock; when a new copy is
     installed, rst_snapshot_carry_state keeps each pool's rotation where it
@@ -20,8 +20,6 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define RST_SNAPSHOT_REFRESH_S 60
 
 typedef struct {
     int64_t id;

@@ -35,7 +35,6 @@
 #include <zmq.h>
 
 #define RST_TOPOLOGY_MAX_INSTANCES RST_TOPOLOGY_MAX_ENDPOINTS
-#define RST_TOPOLOGY_NAME_MAX      64      //  section and key names
 #define RST_TOPOLOGY_VALUE_MAX     1024    //  an expanded value
 
 typedef struct {
@@ -460,28 +459,39 @@ rst_topology_get_long (const rst_topology_t *self, const char *node, int instanc
     return *end ? default_value : v;
 }
 
-//  Appends "<prefix><endpoint>" to OUT[*count]. Returns 0 or -1.
+//  Appends "<prefix><endpoint>" to OUT[*count] (when OUT is not NULL) and
+//  its owner, OWNER_NODE instance OWNER_INSTANCE, to OWNERS[*count] (when
+//  OWNERS is not NULL). Returns 0 or -1.
 static int
-s_push (char **out, size_t max, int *count, char prefix, const char *endpoint)
+s_push (char **out, rst_topology_owner_t *owners, size_t max, int *count, char prefix,
+        const char *endpoint, const char *owner_node, int owner_instance)
 {
     if ((size_t) *count >= max)
         return -1;
-    size_t len = strlen (endpoint);
-    char *s = malloc (len + 2);
-    if (!s)
-        return -1;
-    s[0] = prefix;
-    memcpy (s + 1, endpoint, len + 1);
-    out[(*count)++] = s;
+    if (out) {
+        size_t len = strlen (endpoint);
+        char *s = malloc (len + 2);
+        if (!s)
+            return -1;
+        s[0] = prefix;
+        memcpy (s + 1, endpoint, len + 1);
+        out[*count] = s;
+    }
+    if (owners) {
+        snprintf (owners[*count].node, sizeof owners[*count].node, "%s", owner_node);
+        owners[*count].instance = owner_instance;
+    }
+    (*count)++;
     return 0;
 }
 
-int
-rst_topology_endpoints (const rst_topology_t *self, const char *node, int instance,
-                        const char *key, char **out, size_t max, char *err, size_t errlen)
+//  rst_topology_endpoints and rst_topology_endpoint_owners in one walk of
+//  the value: fills OUT and OWNERS (either may be NULL) in the same order.
+static int
+s_endpoints (const rst_topology_t *self, const char *node, int instance, const char *key,
+             char **out, rst_topology_owner_t *owners, size_t max, char *err, size_t errlen)
 {
     assert (self);
-    assert (out);
     const s_node_t *n = s_find_node (self, node);
     if (!n) {
         snprintf (err, errlen, "%s: no [%s] section", self->file, node);
@@ -526,7 +536,7 @@ rst_topology_endpoints (const rst_topology_t *self, const char *node, int instan
                     why = "the referenced value is not an endpoint (transport://address)";
                     snprintf (bad, sizeof bad, "%s.%s", ref_node, ref_key);
                 }
-                else if (s_push (out, max, &count, '>', ep))
+                else if (s_push (out, owners, max, &count, '>', ep, ref_node, j))
                     why = "too many endpoints (or out of memory)";
             }
         }
@@ -544,7 +554,7 @@ rst_topology_endpoints (const rst_topology_t *self, const char *node, int instan
                         why = "not an endpoint (transport://address) nor a reference node.key";
                         snprintf (bad, sizeof bad, "%s", value);
                     }
-                    else if (s_push (out, max, &count, prefix, ep))
+                    else if (s_push (out, owners, max, &count, prefix, ep, "", -1))
                         why = "too many endpoints (or out of memory)";
                 }
             }
@@ -556,10 +566,28 @@ rst_topology_endpoints (const rst_topology_t *self, const char *node, int instan
     if (why) {
         snprintf (err, errlen, "%s:%d: [%s] %s: %s%s%s", self->file, e->line, node, key, why,
                   bad[0] ? ": " : "", bad);
-        rst_topology_endpoints_free (out, count);
+        if (out)
+            rst_topology_endpoints_free (out, count);
         return -1;
     }
     return count;
+}
+
+int
+rst_topology_endpoints (const rst_topology_t *self, const char *node, int instance,
+                        const char *key, char **out, size_t max, char *err, size_t errlen)
+{
+    assert (out);
+    return s_endpoints (self, node, instance, key, out, NULL, max, err, errlen);
+}
+
+int
+rst_topology_endpoint_owners (const rst_topology_t *self, const char *node, int instance,
+                              const char *key, rst_topology_owner_t *out, size_t max, char *err,
+                              size_t errlen)
+{
+    assert (out);
+    return s_endpoints (self, node, instance, key, NULL, out, max, err, errlen);
 }
 
 void

@@ -42,6 +42,13 @@
 typedef struct rst_topology_t rst_topology_t;
 
 #define RST_TOPOLOGY_MAX_ENDPOINTS 64   //  max endpoints one reference expands to
+#define RST_TOPOLOGY_NAME_MAX      64   //  section and key names, NUL included
+
+//  Which node instance an endpoint belongs to (rst_topology_endpoint_owners).
+typedef struct {
+    char node[RST_TOPOLOGY_NAME_MAX];   //  node kind, e.g. "front"; "" for a literal endpoint
+    int instance;                       //  that node's instance; -1 for a literal endpoint
+} rst_topology_owner_t;
 
 //  Loads FILE, expanding {data} to DATA_DIR. Returns a new topology the
 //  caller owns, or NULL with "file:line: reason" in ERR (syntax error,
@@ -80,6 +87,16 @@ long rst_topology_get_long (const rst_topology_t *self, const char *node, int in
 int rst_topology_endpoints (const rst_topology_t *self, const char *node, int instance,
                             const char *key, char **out, size_t max, char *err, size_t errlen);
 void rst_topology_endpoints_free (char **list, int count);
+
+//  Owners of the endpoints of KEY, in the order rst_topology_endpoints
+//  returns them: an endpoint that a reference `<node>.<key>` expanded to
+//  belongs to <node> instance j (the j-th endpoint of that reference); an
+//  endpoint written literally belongs to no node ("", -1). Writes up to MAX
+//  entries into OUT. Returns the count (the same as rst_topology_endpoints),
+//  or -1 with a reason in ERR.
+int rst_topology_endpoint_owners (const rst_topology_t *self, const char *node, int instance,
+                                  const char *key, rst_topology_owner_t *out, size_t max,
+                                  char *err, size_t errlen);
 
 //  Binds or connects SOCKET (a libzmq socket) to every endpoint of KEY as
 //  rst_topology_endpoints returns them, creating the directory of an ipc://

@@ -33,6 +33,7 @@
     than the previous minute of their entry are not counted (late replays).
 */
 #include "rst_traffic.h"
+#include "rst_shard.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -232,18 +233,6 @@ rst_traffic_destroy (rst_traffic_t **self_p)
     *self_p = NULL;
 }
 
-static uint64_t
-s_fnv (const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 //  The table key of address IP into KEY (OUT). Returns its length.
 static size_t
 s_key (const char *ip, size_t len, uint8_t key[S_KEY_MAX])
@@ -270,7 +259,7 @@ s_key (const char *ip, size_t len, uint8_t key[S_KEY_MAX])
             return 9;
         }
     }
-    uint64_t h = s_fnv (ip ? ip : "", ip ? len : 0);
+    uint64_t h = rst_shard_hash (ip ? ip : "", ip ? len : 0);
     key[0] = 'x';
     memcpy (key + 1, &h, sizeof h);
     return 1 + sizeof h;
@@ -281,7 +270,7 @@ s_key (const char *ip, size_t len, uint8_t key[S_KEY_MAX])
 static s_entry_t *
 s_find (rst_traffic_t *self, const uint8_t *key, size_t keylen, int64_t minute, int create)
 {
-    uint64_t h = s_fnv (key, keylen) | 1;
+    uint64_t h = rst_shard_hash (key, keylen) | 1;
     s_entry_t *victim = NULL;
     for (size_t i = 0; i < S_PROBE; i++) {
         s_entry_t *e = &self->table[(h + i) & self->mask];

@@ -35,7 +35,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,25 +60,6 @@
 #define S_WEIGHT_MAX      1000
 #define S_POOL_BOTS_MAX   100   //  --bot options in one pool
 #define S_ERR_MAX         1024
-
-//  ---------------------------------------------------------------------------
-//  Messages
-
-//  Prints "rastro: <message>" on stderr and returns STATUS.
-static int
-s_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static int
-s_fail (int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start (ap, fmt);
-    fputs ("rastro: ", stderr);
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
-    va_end (ap);
-    return status;
-}
 
 //  ---------------------------------------------------------------------------
 //  Argument checks. Each returns 1 if VALUE is acceptable.
@@ -195,7 +175,7 @@ s_opt (int argc, char **argv, int *i, const char *name, const char **value, int 
     if (strncmp (arg, name, n) || (arg[n] != 0 && arg[n] != '='))
         return 0;
     if (*value && !repeatable) {
-        s_fail (S_USAGE, "%s given twice", name);
+        cmd_fail (S_USAGE, "%s given twice", name);
         return -1;
     }
     if (arg[n] == '=')
@@ -203,7 +183,7 @@ s_opt (int argc, char **argv, int *i, const char *name, const char **value, int 
     else if (*i + 1 < argc)
         *value = argv[++*i];
     else {
-        s_fail (S_USAGE, "%s needs a value (see --help)", name);
+        cmd_fail (S_USAGE, "%s needs a value (see --help)", name);
         return -1;
     }
     return 1;
@@ -220,10 +200,62 @@ s_positional (const char *arg, int *dashdash)
         return -1;
     }
     if (!*dashdash && arg[0] == '-' && arg[1]) {
-        s_fail (S_USAGE, "unknown option %s (see --help)", arg);
+        cmd_fail (S_USAGE, "unknown option %s (see --help)", arg);
         return 0;
     }
     return 1;
+}
+
+//  One option of a command: `NAME VALUE` or `NAME=VALUE` into *VALUE, or,
+//  when FLAG is set, a bare `NAME` that sets *FLAG to 1.
+typedef struct {
+    const char *name;
+    const char **value;
+    int *flag;
+} s_optdef_t;
+
+#define S_TOO_MANY (-1)     //  s_parse_args: more positional arguments than allowed
+
+//  Parses ARGV[1..ARGC) for a command with the options OPTS (an array
+//  ending with {NULL}; may be NULL for none) and up to MAX positional
+//  arguments, stored into POS[0..MAX) (unused entries NULL) and counted in
+//  *NPOS (may be NULL). Each option may be given once; "--" ends the
+//  options. Returns S_OK; S_USAGE after printing why; or S_TOO_MANY,
+//  printing nothing, at the first positional argument over MAX (the caller
+//  says what the command takes).
+static int
+s_parse_args (int argc, char **argv, const s_optdef_t *opts, const char **pos, int max,
+              int *npos)
+{
+    int n = 0, dashdash = 0;
+    for (int k = 0; k < max; k++)
+        pos[k] = NULL;
+    for (int i = 1; i < argc; i++) {
+        int m = 0;
+        for (const s_optdef_t *o = opts; !dashdash && o && o->name && !m; o++) {
+            if (o->flag && !strcmp (argv[i], o->name)) {
+                *o->flag = 1;
+                m = 1;
+            }
+            else if (!o->flag)
+                m = s_opt (argc, argv, &i, o->name, o->value, 0);
+        }
+        if (m < 0)
+            return S_USAGE;
+        if (m > 0)
+            continue;
+        int p = s_positional (argv[i], &dashdash);
+        if (p == 0)
+            return S_USAGE;
+        if (p < 0)
+            continue;
+        if (n == max)
+            return S_TOO_MANY;
+        pos[n++] = argv[i];
+    }
+    if (npos)
+        *npos = n;
+    return S_OK;
 }
 
 //  ---------------------------------------------------------------------------
@@ -263,7 +295,7 @@ s_exec (PGconn *conn, const char *sql)
     char err[S_ERR_MAX];
     PGresult *res = s_query (conn, sql, 0, NULL, NULL, err, sizeof err);
     if (!res)
-        return s_fail (S_FAIL, "%s", err);
+        return cmd_fail (S_FAIL, "%s", err);
     PQclear (res);
     return S_OK;
 }
@@ -277,25 +309,6 @@ s_rollback (PGconn *conn)
 
 #define S_UNIQUE_VIOLATION "23505"
 
-//  Connects and migrates. Returns the connection (the caller's, PQfinish),
-//  or NULL after printing why.
-static PGconn *
-s_open_db (const rst_config_t *cfg)
-{
-    char err[S_ERR_MAX];
-    PGconn *conn = rst_db_connect (cfg, err, sizeof err);
-    if (!conn) {
-        s_fail (S_FAIL, "%s", err);
-        return NULL;
-    }
-    if (rst_db_migrate (conn, err, sizeof err) < 0) {
-        s_fail (S_FAIL, "%s", err);
-        PQfinish (conn);
-        return NULL;
-    }
-    return conn;
-}
-
 //  A user, as commands refer to it.
 typedef struct {
     char id[24];                        //  users.id as text (a query parameter)
@@ -308,7 +321,7 @@ static int
 s_find_user (PGconn *conn, const char *email, s_owner_t *owner)
 {
     if (!s_is_email (email))
-        return s_fail (S_USAGE, "'%s' is not an email address", email);
+        return cmd_fail (S_USAGE, "'%s' is not an email address", email);
     char lower[S_EMAIL_MAX + 1];
     s_lower (email, lower);
     const char *params[] = {lower};
@@ -316,7 +329,7 @@ s_find_user (PGconn *conn, const char *email, s_owner_t *owner)
     PGresult *res = s_query (conn, "SELECT id, email FROM users WHERE email = $1", 1, params,
                              NULL, err, sizeof err);
     if (!res)
-        return s_fail (S_FAIL, "%s", err);
+        return cmd_fail (S_FAIL, "%s", err);
     int rows = PQntuples (res);
     if (rows == 1) {
         snprintf (owner->id, sizeof owner->id, "%s", PQgetvalue (res, 0, 0));
@@ -324,8 +337,8 @@ s_find_user (PGconn *conn, const char *email, s_owner_t *owner)
     }
     PQclear (res);
     if (rows != 1)
-        return s_fail (S_FAIL, "no user %s (`rastro user list` shows them; `rastro user add "
-                       "%s` creates it)", lower, lower);
+        return cmd_fail (S_FAIL, "no user %s (`rastro user list` shows them; `rastro user add "
+                         "%s` creates it)", lower, lower);
     return S_OK;
 }
 
@@ -341,7 +354,7 @@ s_resolve_owner (PGconn *conn, const char *email, s_owner_t *owner)
     PGresult *res = s_query (conn, "SELECT id, email FROM users ORDER BY id LIMIT 2", 0, NULL,
                              NULL, err, sizeof err);
     if (!res)
-        return s_fail (S_FAIL, "%s", err);
+        return cmd_fail (S_FAIL, "%s", err);
     int rows = PQntuples (res);
     if (rows == 1) {
         snprintf (owner->id, sizeof owner->id, "%s", PQgetvalue (res, 0, 0));
@@ -349,11 +362,11 @@ s_resolve_owner (PGconn *conn, const char *email, s_owner_t *owner)
     }
     PQclear (res);
     if (rows == 0)
-        return s_fail (S_FAIL, "there is no user yet: run `rastro user add <email>` first "
-                       "(everything belongs to a user)");
+        return cmd_fail (S_FAIL, "there is no user yet: run `rastro user add <email>` first "
+                         "(everything belongs to a user)");
     if (rows > 1)
-        return s_fail (S_USAGE, "there are several users: say whose it is with --owner EMAIL "
-                       "(`rastro user list` shows them)");
+        return cmd_fail (S_USAGE, "there are several users: say whose it is with --owner EMAIL "
+                         "(`rastro user list` shows them)");
     return S_OK;
 }
 
@@ -396,7 +409,7 @@ s_print_table (PGresult *res, const char *empty)
 static int
 s_list (const rst_config_t *cfg, const char *owner_email, const char *sql, const char *empty)
 {
-    PGconn *conn = s_open_db (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     int rc = S_OK;
@@ -411,7 +424,7 @@ s_list (const rst_config_t *cfg, const char *owner_email, const char *sql, const
     char err[S_ERR_MAX];
     PGresult *res = s_query (conn, sql, 1, params, NULL, err, sizeof err);
     if (!res) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     s_print_table (res, empty);
@@ -433,7 +446,7 @@ s_read_token_file (const char *path, char *buf, size_t buflen)
 {
     FILE *f = fopen (path, "rb");
     if (!f)
-        return s_fail (S_USAGE, "cannot read token file %s: %s", path, strerror (errno));
+        return cmd_fail (S_USAGE, "cannot read token file %s: %s", path, strerror (errno));
     size_t n = fread (buf, 1, buflen - 1, f);
     int more = n == buflen - 1 && fgetc (f) != EOF;
     int failed = ferror (f);
@@ -441,12 +454,12 @@ s_read_token_file (const char *path, char *buf, size_t buflen)
     buf[n] = 0;
     int rc = S_OK;
     if (failed)
-        rc = s_fail (S_USAGE, "cannot read token file %s", path);
+        rc = cmd_fail (S_USAGE, "cannot read token file %s", path);
     else if (more)
-        rc = s_fail (S_USAGE, "token file %s is larger than %zu bytes: it should hold only the "
-                     "token", path, buflen - 2);
+        rc = cmd_fail (S_USAGE, "token file %s is larger than %zu bytes: it should hold only the "
+                       "token", path, buflen - 2);
     else if (memchr (buf, 0, n))
-        rc = s_fail (S_USAGE, "token file %s is binary: it should hold only the token", path);
+        rc = cmd_fail (S_USAGE, "token file %s is binary: it should hold only the token", path);
     if (rc)
         goto fail;
     while (n > 0 && isspace ((unsigned char) buf[n - 1]))
@@ -457,13 +470,13 @@ s_read_token_file (const char *path, char *buf, size_t buflen)
     memmove (buf, buf + start, n - start + 1);
     n -= start;
     if (n == 0) {
-        rc = s_fail (S_USAGE, "token file %s is empty", path);
+        rc = cmd_fail (S_USAGE, "token file %s is empty", path);
         goto fail;
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char) buf[i] <= ' ' || (unsigned char) buf[i] >= 127) {
-            rc = s_fail (S_USAGE, "token file %s holds more than the token (spaces, several "
-                         "lines or non-ASCII characters): put only the token in it", path);
+            rc = cmd_fail (S_USAGE, "token file %s holds more than the token (spaces, several "
+                           "lines or non-ASCII characters): put only the token in it", path);
             goto fail;
         }
     return S_OK;
@@ -480,14 +493,14 @@ s_seal_token (const rst_config_t *cfg, const char *token)
     char err[S_ERR_MAX];
     rst_secret_t *secret = rst_secret_new (cfg->master_key_file, 1, err, sizeof err);
     if (!secret) {
-        s_fail (S_FAIL, "%s", err);
+        cmd_fail (S_FAIL, "%s", err);
         return NULL;
     }
     size_t sealed_len = 0;
     unsigned char *sealed = rst_secret_seal (secret, token, strlen (token), &sealed_len);
     rst_secret_destroy (&secret);
     if (!sealed) {
-        s_fail (S_FAIL, "libsodium: cannot encrypt the token");
+        cmd_fail (S_FAIL, "libsodium: cannot encrypt the token");
         return NULL;
     }
     char *hex = malloc (2 + sealed_len * 2 + 1);
@@ -496,7 +509,7 @@ s_seal_token (const rst_config_t *cfg, const char *token)
         sodium_bin2hex (hex + 2, sealed_len * 2 + 1, sealed, sealed_len);
     }
     else
-        s_fail (S_FAIL, "out of memory");
+        cmd_fail (S_FAIL, "out of memory");
     free (sealed);
     return hex;
 }
@@ -574,7 +587,7 @@ s_read_password (const char *email, char *buf, size_t buflen)
             int m = s_read_hidden ("Again: ", again, sizeof again);
             if (m != n || strcmp (again, buf)) {
                 sodium_memzero (again, sizeof again);
-                rc = s_fail (S_USAGE, "the two passwords differ; nothing was changed");
+                rc = cmd_fail (S_USAGE, "the two passwords differ; nothing was changed");
                 goto fail;
             }
             sodium_memzero (again, sizeof again);
@@ -583,12 +596,12 @@ s_read_password (const char *email, char *buf, size_t buflen)
     else
         n = s_read_line (stdin, buf, buflen);
     if (n == -2)
-        rc = s_fail (S_USAGE, "the password is longer than %d bytes", S_PASSWORD_MAX);
+        rc = cmd_fail (S_USAGE, "the password is longer than %d bytes", S_PASSWORD_MAX);
     else if (n <= 0)
-        rc = s_fail (S_USAGE, "no password given: write it as the first line of stdin, e.g. "
-                     "`printf '%%s\\n' \"$PASSWORD\" | rastro user add %s`", email);
+        rc = cmd_fail (S_USAGE, "no password given: write it as the first line of stdin, e.g. "
+                       "`printf '%%s\\n' \"$PASSWORD\" | rastro user add %s`", email);
     else if (s_chars (buf) < S_PASSWORD_MIN)
-        rc = s_fail (S_USAGE, "the password must have at least %d characters", S_PASSWORD_MIN);
+        rc = cmd_fail (S_USAGE, "the password must have at least %d characters", S_PASSWORD_MIN);
     if (rc == S_OK)
         return S_OK;
 fail:
@@ -635,8 +648,8 @@ s_dispatch (const char *group, const char *summary, const s_sub_t *subs, int arg
         }
         return s->run (argc - 1, argv + 1, cfg);
     }
-    return s_fail (S_USAGE, "unknown subcommand '%s %s' (rastro %s --help lists them)", group,
-                   argv[1], group);
+    return cmd_fail (S_USAGE, "unknown subcommand '%s %s' (rastro %s --help lists them)", group,
+                     argv[1], group);
 }
 
 //  ---------------------------------------------------------------------------
@@ -645,35 +658,29 @@ s_dispatch (const char *group, const char *summary, const s_sub_t *subs, int arg
 static int
 s_user_add (int argc, char **argv, const rst_config_t *cfg)
 {
-    const char *email = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (email)
-            return s_fail (S_USAGE, "user add takes one email address (see --help)");
-        email = argv[i];
-    }
+    const char *email;
+    int rc = s_parse_args (argc, argv, NULL, &email, 1, NULL);
+    if (rc == S_TOO_MANY)
+        return cmd_fail (S_USAGE, "user add takes one email address (see --help)");
+    if (rc)
+        return rc;
     if (!email)
-        return s_fail (S_USAGE, "usage: rastro user add <email>   (password on stdin)");
+        return cmd_fail (S_USAGE, "usage: rastro user add <email>   (password on stdin)");
     if (!s_is_email (email))
-        return s_fail (S_USAGE, "'%s' is not an email address", email);
+        return cmd_fail (S_USAGE, "'%s' is not an email address", email);
     char lower[S_EMAIL_MAX + 1];
     s_lower (email, lower);
 
-    PGconn *conn = s_open_db (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     char password[S_PASSWORD_MAX + 2];
     char hash[RST_PASSWORD_HASH_MAX];
-    int rc = s_read_password (lower, password, sizeof password);
+    rc = s_read_password (lower, password, sizeof password);
     if (rc)
         goto done;
     if (rst_password_hash (password, hash)) {
-        rc = s_fail (S_FAIL, "libsodium: cannot hash the password (out of memory?)");
+        rc = cmd_fail (S_FAIL, "libsodium: cannot hash the password (out of memory?)");
         goto done;
     }
     const char *params[] = {lower, hash};
@@ -682,8 +689,8 @@ s_user_add (int argc, char **argv, const rst_config_t *cfg)
                              2, params, state, err, sizeof err);
     if (!res) {
         rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? s_fail (S_FAIL, "user %s already exists", lower)
-                 : s_fail (S_FAIL, "%s", err);
+                 ? cmd_fail (S_FAIL, "user %s already exists", lower)
+                 : cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     PQclear (res);
@@ -704,7 +711,7 @@ s_user_list (int argc, char **argv, const rst_config_t *cfg)
         if (p == 0)
             return S_USAGE;
         if (p > 0)
-            return s_fail (S_USAGE, "user list takes no arguments (see --help)");
+            return cmd_fail (S_USAGE, "user list takes no arguments (see --help)");
     }
     return s_list (cfg, NULL,
                    "SELECT u.email AS \"EMAIL\","
@@ -741,47 +748,36 @@ cmd_user (int argc, char **argv, const rst_config_t *cfg)
 static int
 s_pixel_add (int argc, char **argv, const rst_config_t *cfg)
 {
-    const char *pixel_id = NULL, *token_file = NULL, *code = NULL, *owner_email = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int m = 0;
-        if (!dashdash
-            && ((m = s_opt (argc, argv, &i, "--token-file", &token_file, 0))
-                || (m = s_opt (argc, argv, &i, "--test-event-code", &code, 0))
-                || (m = s_opt (argc, argv, &i, "--owner", &owner_email, 0)))) {
-            if (m < 0)
-                return S_USAGE;
-            continue;
-        }
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (pixel_id)
-            return s_fail (S_USAGE, "pixel add takes one pixel id (see --help)");
-        pixel_id = argv[i];
-    }
+    const char *pixel_id, *token_file = NULL, *code = NULL, *owner_email = NULL;
+    const s_optdef_t opts[] = {{"--token-file", &token_file, NULL},
+                               {"--test-event-code", &code, NULL},
+                               {"--owner", &owner_email, NULL},
+                               {NULL, NULL, NULL}};
+    int rc = s_parse_args (argc, argv, opts, &pixel_id, 1, NULL);
+    if (rc == S_TOO_MANY)
+        return cmd_fail (S_USAGE, "pixel add takes one pixel id (see --help)");
+    if (rc)
+        return rc;
     if (!pixel_id)
-        return s_fail (S_USAGE, "pixel add needs the pixel id (see --help)");
+        return cmd_fail (S_USAGE, "pixel add needs the pixel id (see --help)");
     if (!s_is_pixel_id (pixel_id))
-        return s_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits, as in Meta's Events "
-                       "Manager)", pixel_id, S_PIXEL_ID_MAX);
+        return cmd_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits, as in Meta's Events "
+                         "Manager)", pixel_id, S_PIXEL_ID_MAX);
     if (!token_file)
-        return s_fail (S_USAGE, "pixel add needs --token-file FILE, a file holding the pixel's "
-                       "Conversions API access token");
+        return cmd_fail (S_USAGE, "pixel add needs --token-file FILE, a file holding the pixel's "
+                         "Conversions API access token");
     if (code && !s_is_word (code, 1, S_CODE_MAX, "_-"))
-        return s_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
-                       "or '-', e.g. TEST12345)", code, S_CODE_MAX);
+        return cmd_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
+                         "or '-', e.g. TEST12345)", code, S_CODE_MAX);
     if (owner_email && !s_is_email (owner_email))
-        return s_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
 
     char token[S_TOKEN_FILE_MAX + 2];
-    int rc = s_read_token_file (token_file, token, sizeof token);
+    rc = s_read_token_file (token_file, token, sizeof token);
     if (rc)
         return rc;
     char *sealed = NULL;
-    PGconn *conn = s_open_db (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn) {
         rc = S_FAIL;
         goto done;
@@ -803,8 +799,8 @@ s_pixel_add (int argc, char **argv, const rst_config_t *cfg)
                              4, params, state, err, sizeof err);
     if (!res) {
         rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? s_fail (S_FAIL, "pixel %s already exists for %s", pixel_id, owner.email)
-                 : s_fail (S_FAIL, "%s", err);
+                 ? cmd_fail (S_FAIL, "pixel %s already exists for %s", pixel_id, owner.email)
+                 : cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     PQclear (res);
@@ -822,22 +818,12 @@ done:
 static int
 s_list_args (const char *what, int argc, char **argv, const char **owner_email)
 {
-    int dashdash = 0;
     *owner_email = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m = dashdash ? 0 : s_opt (argc, argv, &i, "--owner", owner_email, 0);
-        if (m < 0)
-            return S_USAGE;
-        if (m > 0)
-            continue;
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p > 0)
-            return s_fail (S_USAGE, "%s list takes no arguments besides --owner (see --help)",
-                           what);
-    }
-    return S_OK;
+    const s_optdef_t opts[] = {{"--owner", owner_email, NULL}, {NULL, NULL, NULL}};
+    int rc = s_parse_args (argc, argv, opts, NULL, 0, NULL);
+    if (rc == S_TOO_MANY)
+        return cmd_fail (S_USAGE, "%s list takes no arguments besides --owner (see --help)", what);
+    return rc;
 }
 
 static int
@@ -863,54 +849,41 @@ s_pixel_list (int argc, char **argv, const rst_config_t *cfg)
 static int
 s_pixel_set (int argc, char **argv, const rst_config_t *cfg)
 {
-    const char *pixel_id = NULL, *rate = NULL, *code = NULL, *owner_email = NULL;
-    int no_code = 0, dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int m = 0;
-        if (!dashdash && !strcmp (argv[i], "--no-test-event-code")) {
-            no_code = 1;
-            continue;
-        }
-        if (!dashdash
-            && ((m = s_opt (argc, argv, &i, "--rate", &rate, 0))
-                || (m = s_opt (argc, argv, &i, "--test-event-code", &code, 0))
-                || (m = s_opt (argc, argv, &i, "--owner", &owner_email, 0)))) {
-            if (m < 0)
-                return S_USAGE;
-            continue;
-        }
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (pixel_id)
-            return s_fail (S_USAGE, "pixel set takes one pixel id (see --help)");
-        pixel_id = argv[i];
-    }
+    const char *pixel_id, *rate = NULL, *code = NULL, *owner_email = NULL;
+    int no_code = 0;
+    const s_optdef_t opts[] = {{"--no-test-event-code", NULL, &no_code},
+                               {"--rate", &rate, NULL},
+                               {"--test-event-code", &code, NULL},
+                               {"--owner", &owner_email, NULL},
+                               {NULL, NULL, NULL}};
+    int prc = s_parse_args (argc, argv, opts, &pixel_id, 1, NULL);
+    if (prc == S_TOO_MANY)
+        return cmd_fail (S_USAGE, "pixel set takes one pixel id (see --help)");
+    if (prc)
+        return prc;
     if (!pixel_id)
-        return s_fail (S_USAGE, "pixel set needs the pixel id (see --help)");
+        return cmd_fail (S_USAGE, "pixel set needs the pixel id (see --help)");
     if (!s_is_pixel_id (pixel_id))
-        return s_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits)", pixel_id,
-                       S_PIXEL_ID_MAX);
+        return cmd_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits)", pixel_id,
+                         S_PIXEL_ID_MAX);
     if (!rate && !code && !no_code)
-        return s_fail (S_USAGE, "pixel set needs --rate N, --test-event-code CODE or "
-                       "--no-test-event-code");
+        return cmd_fail (S_USAGE, "pixel set needs --rate N, --test-event-code CODE or "
+                         "--no-test-event-code");
     if (code && no_code)
-        return s_fail (S_USAGE, "--test-event-code and --no-test-event-code exclude each other");
+        return cmd_fail (S_USAGE, "--test-event-code and --no-test-event-code exclude each other");
     if (rate) {
         char *end;
         errno = 0;
         long r = strtol (rate, &end, 10);
         if (errno || end == rate || *end || r < 1 || r > 100000)
-            return s_fail (S_USAGE, "--rate '%s' must be 1 to 100000 events per second", rate);
+            return cmd_fail (S_USAGE, "--rate '%s' must be 1 to 100000 events per second", rate);
     }
     if (code && !s_is_word (code, 1, S_CODE_MAX, "_-"))
-        return s_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
-                       "or '-', e.g. TEST12345)", code, S_CODE_MAX);
+        return cmd_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
+                         "or '-', e.g. TEST12345)", code, S_CODE_MAX);
     if (owner_email && !s_is_email (owner_email))
-        return s_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
-    PGconn *conn = s_open_db (cfg);
+        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     s_owner_t owner;
@@ -925,12 +898,12 @@ s_pixel_set (int argc, char **argv, const rst_config_t *cfg)
                              " WHERE owner_id = $1 AND pixel_id = $2",
                              5, params, NULL, err, sizeof err);
     if (!res) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     if (strcmp (PQcmdTuples (res), "1"))
-        rc = s_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
-                     "--token-file F`", pixel_id, owner.email, pixel_id);
+        rc = cmd_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
+                       "--token-file F`", pixel_id, owner.email, pixel_id);
     else {
         printf ("pixel %s updated", pixel_id);
         if (rate)
@@ -984,28 +957,20 @@ static int
 s_bot_add (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *token_file = NULL, *owner_email = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int m = 0;
-        if (!dashdash
-            && ((m = s_opt (argc, argv, &i, "--token-file", &token_file, 0))
-                || (m = s_opt (argc, argv, &i, "--owner", &owner_email, 0)))) {
-            if (m < 0)
-                return S_USAGE;
-            continue;
-        }
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p > 0)
-            return s_fail (S_USAGE, "bot add takes no positional argument: the token goes in "
-                           "--token-file, the username comes from Telegram (see --help)");
-    }
+    const s_optdef_t opts[] = {{"--token-file", &token_file, NULL},
+                               {"--owner", &owner_email, NULL},
+                               {NULL, NULL, NULL}};
+    int prc = s_parse_args (argc, argv, opts, NULL, 0, NULL);
+    if (prc == S_TOO_MANY)
+        return cmd_fail (S_USAGE, "bot add takes no positional argument: the token goes in "
+                         "--token-file, the username comes from Telegram (see --help)");
+    if (prc)
+        return prc;
     if (!token_file)
-        return s_fail (S_USAGE, "bot add needs --token-file FILE, a file holding the bot's "
-                       "token from @BotFather");
+        return cmd_fail (S_USAGE, "bot add needs --token-file FILE, a file holding the bot's "
+                         "token from @BotFather");
     if (owner_email && !s_is_email (owner_email))
-        return s_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
 
     char token[S_TOKEN_FILE_MAX + 2];
     int rc = s_read_token_file (token_file, token, sizeof token);
@@ -1016,10 +981,10 @@ s_bot_add (int argc, char **argv, const rst_config_t *cfg)
     PGconn *conn = NULL;
     rst_telegram_t *telegram = NULL;
     if (rst_telegram_token_check (token, err, sizeof err)) {
-        rc = s_fail (S_USAGE, "token file %s: %s", token_file, err);
+        rc = cmd_fail (S_USAGE, "token file %s: %s", token_file, err);
         goto done;
     }
-    conn = s_open_db (cfg);
+    conn = cmd_open_db (cfg);
     if (!conn) {
         rc = S_FAIL;
         goto done;
@@ -1038,12 +1003,12 @@ s_bot_add (int argc, char **argv, const rst_config_t *cfg)
                              " JOIN users u ON u.id = b.owner_id WHERE b.telegram_id = $1",
                              1, id_params, NULL, err, sizeof err);
     if (!res) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     if (PQntuples (res) > 0) {
-        rc = s_fail (S_FAIL, "bot @%s is already registered (owner %s)", PQgetvalue (res, 0, 0),
-                     PQgetvalue (res, 0, 1));
+        rc = cmd_fail (S_FAIL, "bot @%s is already registered (owner %s)", PQgetvalue (res, 0, 0),
+                       PQgetvalue (res, 0, 1));
         PQclear (res);
         goto done;
     }
@@ -1051,17 +1016,17 @@ s_bot_add (int argc, char **argv, const rst_config_t *cfg)
 
     telegram = rst_telegram_new (cfg->telegram_api_url, err, sizeof err);
     if (!telegram) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     rst_telegram_bot_t bot;
     if (rst_telegram_get_me (telegram, token, &bot, err, sizeof err)) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     if (!s_is_username (bot.username)) {
-        rc = s_fail (S_FAIL, "Telegram says the bot's username is '%s', which is not a bot "
-                     "username (5 to 32 letters, digits or '_')", bot.username);
+        rc = cmd_fail (S_FAIL, "Telegram says the bot's username is '%s', which is not a bot "
+                       "username (5 to 32 letters, digits or '_')", bot.username);
         goto done;
     }
     sealed = s_seal_token (cfg, token);
@@ -1077,8 +1042,8 @@ s_bot_add (int argc, char **argv, const rst_config_t *cfg)
                    4, params, state, err, sizeof err);
     if (!res) {
         rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? s_fail (S_FAIL, "bot @%s is already registered", bot.username)
-                 : s_fail (S_FAIL, "%s", err);
+                 ? cmd_fail (S_FAIL, "bot @%s is already registered", bot.username)
+                 : cmd_fail (S_FAIL, "%s", err);
         goto done;
     }
     PQclear (res);
@@ -1119,9 +1084,9 @@ s_bot_set (const rst_config_t *cfg, const char *arg, const char *column, int val
 {
     const char *name = s_bot_name (arg);
     if (!s_is_username (name))
-        return s_fail (S_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
-                       arg);
-    PGconn *conn = s_open_db (cfg);
+        return cmd_fail (S_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
+                         arg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     char sql[160];
@@ -1134,9 +1099,9 @@ s_bot_set (const rst_config_t *cfg, const char *arg, const char *column, int val
     int rc = S_OK;
     PGresult *res = s_query (conn, sql, 2, params, NULL, err, sizeof err);
     if (!res)
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
     else if (PQntuples (res) == 0)
-        rc = s_fail (S_FAIL, "no bot @%s (`rastro bot list` shows them)", name);
+        rc = cmd_fail (S_FAIL, "no bot @%s (`rastro bot list` shows them)", name);
     else
         printf ("@%s %s\n", PQgetvalue (res, 0, 0), done_word);
     PQclear (res);
@@ -1147,27 +1112,20 @@ s_bot_set (const rst_config_t *cfg, const char *arg, const char *column, int val
 static int
 s_bot_mark (int argc, char **argv, const rst_config_t *cfg)
 {
-    const char *args[2] = {NULL, NULL};
-    int n = 0, dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (n == 2)
-            return s_fail (S_USAGE, "usage: rastro bot mark <username> healthy|unhealthy");
-        args[n++] = argv[i];
-    }
-    if (n != 2)
-        return s_fail (S_USAGE, "usage: rastro bot mark <username> healthy|unhealthy");
+    const char *args[2];
+    int n = 0;
+    int rc = s_parse_args (argc, argv, NULL, args, 2, &n);
+    if (rc && rc != S_TOO_MANY)
+        return rc;
+    if (rc == S_TOO_MANY || n != 2)
+        return cmd_fail (S_USAGE, "usage: rastro bot mark <username> healthy|unhealthy");
     int healthy;
     if (!strcmp (args[1], "healthy"))
         healthy = 1;
     else if (!strcmp (args[1], "unhealthy"))
         healthy = 0;
     else
-        return s_fail (S_USAGE, "bot mark: '%s' is neither healthy nor unhealthy", args[1]);
+        return cmd_fail (S_USAGE, "bot mark: '%s' is neither healthy nor unhealthy", args[1]);
     return s_bot_set (cfg, args[0], "healthy", healthy,
                       healthy ? "marked healthy" : "marked unhealthy (links skip it)");
 }
@@ -1177,20 +1135,12 @@ static int
 s_bot_enable (int argc, char **argv, const rst_config_t *cfg)
 {
     int enable = !strcmp (argv[0], "enable");
-    const char *name = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (name)
-            return s_fail (S_USAGE, "usage: rastro bot %s <username>", argv[0]);
-        name = argv[i];
-    }
-    if (!name)
-        return s_fail (S_USAGE, "usage: rastro bot %s <username>", argv[0]);
+    const char *name;
+    int rc = s_parse_args (argc, argv, NULL, &name, 1, NULL);
+    if (rc && rc != S_TOO_MANY)
+        return rc;
+    if (rc == S_TOO_MANY || !name)
+        return cmd_fail (S_USAGE, "usage: rastro bot %s <username>", argv[0]);
     return s_bot_set (cfg, name, "enabled", enable,
                       enable ? "enabled" : "disabled (links skip it)");
 }
@@ -1246,20 +1196,20 @@ s_parse_pool_bot (const char *arg, s_pool_bot_t *bot)
     bot->weight = 1;
     char username[S_USERNAME_MAX + 2];
     if (bot->name_len > S_USERNAME_MAX)
-        return s_fail (S_USAGE, "--bot '%s': a bot username has at most %d characters", arg,
-                       S_USERNAME_MAX);
+        return cmd_fail (S_USAGE, "--bot '%s': a bot username has at most %d characters", arg,
+                         S_USERNAME_MAX);
     memcpy (username, name, bot->name_len);
     username[bot->name_len] = 0;
     if (!s_is_username (username))
-        return s_fail (S_USAGE, "--bot '%s': '%s' is not a bot username (5 to 32 letters, "
-                       "digits or '_')", arg, username);
+        return cmd_fail (S_USAGE, "--bot '%s': '%s' is not a bot username (5 to 32 letters, "
+                         "digits or '_')", arg, username);
     if (colon) {
         const char *w = colon + 1;
         size_t digits = strspn (w, "0123456789");
         long v = digits > 0 && digits <= 4 && !w[digits] ? strtol (w, NULL, 10) : -1;
         if (v < S_WEIGHT_MIN || v > S_WEIGHT_MAX)
-            return s_fail (S_USAGE, "--bot '%s': the weight must be a whole number from %d to %d",
-                           arg, S_WEIGHT_MIN, S_WEIGHT_MAX);
+            return cmd_fail (S_USAGE, "--bot '%s': the weight must be a whole number from %d to %d",
+                             arg, S_WEIGHT_MIN, S_WEIGHT_MAX);
         bot->weight = (int) v;
         bot->weighted = 1;
     }
@@ -1279,15 +1229,15 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
             if (m < 0)
                 return S_USAGE;
             if (nbots == S_POOL_BOTS_MAX)
-                return s_fail (S_USAGE, "a pool has at most %d bots", S_POOL_BOTS_MAX);
+                return cmd_fail (S_USAGE, "a pool has at most %d bots", S_POOL_BOTS_MAX);
             int rc = s_parse_pool_bot (bot_arg, &bots[nbots]);
             if (rc)
                 return rc;
             for (int j = 0; j < nbots; j++)
                 if (bots[j].name_len == bots[nbots].name_len
                     && !strncasecmp (bots[j].name, bots[nbots].name, bots[j].name_len))
-                    return s_fail (S_USAGE, "--bot @%.*s is given twice",
-                                   (int) bots[j].name_len, bots[j].name);
+                    return cmd_fail (S_USAGE, "--bot @%.*s is given twice",
+                                     (int) bots[j].name_len, bots[j].name);
             any_weight |= bots[nbots].weighted;
             nbots++;
             continue;
@@ -1306,36 +1256,36 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
         if (p < 0)
             continue;
         if (slug)
-            return s_fail (S_USAGE, "pool add takes one slug (see --help)");
+            return cmd_fail (S_USAGE, "pool add takes one slug (see --help)");
         slug = argv[i];
     }
     if (!slug)
-        return s_fail (S_USAGE, "pool add needs a slug, the <slug> of /go/<slug> (see --help)");
+        return cmd_fail (S_USAGE, "pool add needs a slug, the <slug> of /go/<slug> (see --help)");
     if (!s_is_slug (slug))
-        return s_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
-                       slug, S_SLUG_MAX);
+        return cmd_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
+                         slug, S_SLUG_MAX);
     if (!pixel_id)
-        return s_fail (S_USAGE, "pool add needs --pixel <pixel_id> (`rastro pixel list` shows "
-                       "them)");
+        return cmd_fail (S_USAGE, "pool add needs --pixel <pixel_id> (`rastro pixel list` shows "
+                         "them)");
     if (!s_is_pixel_id (pixel_id))
-        return s_fail (S_USAGE, "--pixel '%s' is not a pixel id (1 to %d digits)", pixel_id,
-                       S_PIXEL_ID_MAX);
+        return cmd_fail (S_USAGE, "--pixel '%s' is not a pixel id (1 to %d digits)", pixel_id,
+                         S_PIXEL_ID_MAX);
     if (nbots == 0)
-        return s_fail (S_USAGE, "pool add needs at least one --bot <username>[:weight]");
+        return cmd_fail (S_USAGE, "pool add needs at least one --bot <username>[:weight]");
     if (!strategy)
         strategy = any_weight ? "weighted" : "round-robin";
     else if (strcmp (strategy, "round-robin") && strcmp (strategy, "weighted"))
-        return s_fail (S_USAGE, "--strategy '%s': use round-robin or weighted", strategy);
+        return cmd_fail (S_USAGE, "--strategy '%s': use round-robin or weighted", strategy);
     if (!strcmp (strategy, "round-robin"))
         for (int j = 0; j < nbots; j++)
             if (bots[j].weight != 1)
-                return s_fail (S_USAGE, "--bot @%.*s has a weight, but round-robin ignores "
-                               "weights: use --strategy weighted", (int) bots[j].name_len,
-                               bots[j].name);
+                return cmd_fail (S_USAGE, "--bot @%.*s has a weight, but round-robin ignores "
+                                 "weights: use --strategy weighted", (int) bots[j].name_len,
+                                 bots[j].name);
     if (owner_email && !s_is_email (owner_email))
-        return s_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
 
-    PGconn *conn = s_open_db (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     s_owner_t owner;
@@ -1356,7 +1306,7 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
                    " ORDER BY owner_id = $1 DESC LIMIT 1",
                    2, pixel_params, NULL, err, sizeof err);
     if (!res) {
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
         goto rollback;
     }
     char pixel_ref[24] = "";
@@ -1364,10 +1314,10 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
     if (pixel_mine)
         snprintf (pixel_ref, sizeof pixel_ref, "%s", PQgetvalue (res, 0, 0));
     else if (PQntuples (res) == 1)
-        rc = s_fail (S_FAIL, "pixel %s belongs to another user than %s", pixel_id, owner.email);
+        rc = cmd_fail (S_FAIL, "pixel %s belongs to another user than %s", pixel_id, owner.email);
     else
-        rc = s_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
-                     "--token-file F`", pixel_id, owner.email, pixel_id);
+        rc = cmd_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
+                       "--token-file F`", pixel_id, owner.email, pixel_id);
     PQclear (res);
     if (rc)
         goto rollback;
@@ -1382,15 +1332,15 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
                        " JOIN users u ON u.id = b.owner_id WHERE lower(b.username) = lower($1)",
                        1, bot_params, NULL, err, sizeof err);
         if (!res) {
-            rc = s_fail (S_FAIL, "%s", err);
+            rc = cmd_fail (S_FAIL, "%s", err);
             goto rollback;
         }
         if (PQntuples (res) == 0)
-            rc = s_fail (S_FAIL, "no bot @%s: add it first with `rastro bot add --token-file F`",
-                         name);
+            rc = cmd_fail (S_FAIL, "no bot @%s: add it first with `rastro bot add --token-file F`",
+                           name);
         else if (strcmp (PQgetvalue (res, 0, 1), owner.id))
-            rc = s_fail (S_FAIL, "bot @%s belongs to %s, not to %s (a pool's bots, pixel and "
-                         "pool have one owner)", name, PQgetvalue (res, 0, 2), owner.email);
+            rc = cmd_fail (S_FAIL, "bot @%s belongs to %s, not to %s (a pool's bots, pixel and "
+                           "pool have one owner)", name, PQgetvalue (res, 0, 2), owner.email);
         else
             snprintf (bots[j].id, sizeof bots[j].id, "%s", PQgetvalue (res, 0, 0));
         PQclear (res);
@@ -1405,8 +1355,9 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
                    4, pool_params, state, err, sizeof err);
     if (!res) {
         rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? s_fail (S_FAIL, "a pool with slug '%s' already exists (slugs are unique)", slug)
-                 : s_fail (S_FAIL, "%s", err);
+                 ? cmd_fail (S_FAIL, "a pool with slug '%s' already exists (slugs are unique)",
+                             slug)
+                 : cmd_fail (S_FAIL, "%s", err);
         goto rollback;
     }
     char pool_id[24];
@@ -1422,7 +1373,7 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
         res = s_query (conn, "INSERT INTO pool_bots (pool_id, bot_id, weight) VALUES ($1, $2, $3)",
                        3, pb_params, NULL, err, sizeof err);
         if (!res) {
-            rc = s_fail (S_FAIL, "%s", err);
+            rc = cmd_fail (S_FAIL, "%s", err);
             goto rollback;
         }
         PQclear (res);
@@ -1475,24 +1426,16 @@ static int
 s_pool_enable (int argc, char **argv, const rst_config_t *cfg)
 {
     int enable = !strcmp (argv[0], "enable");
-    const char *slug = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (slug)
-            return s_fail (S_USAGE, "usage: rastro pool %s <slug>", argv[0]);
-        slug = argv[i];
-    }
-    if (!slug)
-        return s_fail (S_USAGE, "usage: rastro pool %s <slug>", argv[0]);
+    const char *slug;
+    int prc = s_parse_args (argc, argv, NULL, &slug, 1, NULL);
+    if (prc && prc != S_TOO_MANY)
+        return prc;
+    if (prc == S_TOO_MANY || !slug)
+        return cmd_fail (S_USAGE, "usage: rastro pool %s <slug>", argv[0]);
     if (!s_is_slug (slug))
-        return s_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
-                       slug, S_SLUG_MAX);
-    PGconn *conn = s_open_db (cfg);
+        return cmd_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
+                         slug, S_SLUG_MAX);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     const char *params[] = {slug, enable ? "true" : "false"};
@@ -1501,9 +1444,9 @@ s_pool_enable (int argc, char **argv, const rst_config_t *cfg)
     PGresult *res = s_query (conn, "UPDATE pools SET enabled = $2 WHERE slug = $1 RETURNING slug",
                              2, params, NULL, err, sizeof err);
     if (!res)
-        rc = s_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (S_FAIL, "%s", err);
     else if (PQntuples (res) == 0)
-        rc = s_fail (S_FAIL, "no pool '%s' (`rastro pool list` shows them)", slug);
+        rc = cmd_fail (S_FAIL, "no pool '%s' (`rastro pool list` shows them)", slug);
     else
         printf ("pool %s %s\n", slug,
                 enable ? "enabled" : "disabled (/go/ link answers 404 until enabled)");

@@ -15,7 +15,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +25,6 @@
 #define S_ERR_MAX 1024
 #define S_LIST_LIMIT_DEFAULT 100
 #define S_COL_MAX 48            //  widest column printed by list
-
-static int
-s_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static int
-s_fail (int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start (ap, fmt);
-    fputs ("rastro: ", stderr);
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
-    va_end (ap);
-    return status;
-}
 
 static const char *s_usage =
     "usage: rastro dlq <subcommand> ...\n\n"
@@ -78,7 +62,7 @@ s_opt (int argc, char **argv, int *i, const char *name, const char **value)
     if (strncmp (argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
         return 0;
     if (*value) {
-        s_fail (S_USAGE, "%s given twice", name);
+        cmd_fail (S_USAGE, "%s given twice", name);
         return -1;
     }
     if (argv[*i][n] == '=')
@@ -86,7 +70,7 @@ s_opt (int argc, char **argv, int *i, const char *name, const char **value)
     else if (*i + 1 < argc)
         *value = argv[++*i];
     else {
-        s_fail (S_USAGE, "%s needs a value", name);
+        cmd_fail (S_USAGE, "%s needs a value", name);
         return -1;
     }
     return 1;
@@ -122,48 +106,32 @@ s_parse (const char *sub, int argc, char **argv, const char *allowed, s_args_t *
         if (m > 0)
             continue;
         if (arg[0] == '-')
-            return s_fail (S_USAGE, "dlq %s: unknown option %s (see rastro dlq --help)", sub, arg);
+            return cmd_fail (S_USAGE, "dlq %s: unknown option %s (see rastro dlq --help)", sub,
+                             arg);
         if (!strchr (allowed, 'i') || a->id)
-            return s_fail (S_USAGE, "dlq %s: unexpected argument '%s' (see rastro dlq --help)",
-                           sub, arg);
+            return cmd_fail (S_USAGE, "dlq %s: unexpected argument '%s' (see rastro dlq --help)",
+                             sub, arg);
         a->id = arg;
     }
     if (a->pixel && !s_is_number (a->pixel, 32))
-        return s_fail (S_USAGE, "--pixel '%s' is not a pixel id (digits)", a->pixel);
+        return cmd_fail (S_USAGE, "--pixel '%s' is not a pixel id (digits)", a->pixel);
     if (a->limit && (!s_is_number (a->limit, 6) || !atoi (a->limit)))
-        return s_fail (S_USAGE, "--limit '%s' must be a number from 1 to 999999", a->limit);
+        return cmd_fail (S_USAGE, "--limit '%s' must be a number from 1 to 999999", a->limit);
     if (a->older && !s_is_number (a->older, 5))
-        return s_fail (S_USAGE, "--older-than '%s' must be a number of days", a->older);
+        return cmd_fail (S_USAGE, "--older-than '%s' must be a number of days", a->older);
     if (a->id && !s_is_number (a->id, 18))
-        return s_fail (S_USAGE, "'%s' is not a dead letter id (the ID column of `rastro dlq "
-                       "list`)", a->id);
+        return cmd_fail (S_USAGE, "'%s' is not a dead letter id (the ID column of `rastro dlq "
+                         "list`)", a->id);
     if (strchr (allowed, 'i')) {
         if (strchr (allowed, 'a') && a->id && a->all)
-            return s_fail (S_USAGE, "dlq %s takes an id or --all, not both", sub);
+            return cmd_fail (S_USAGE, "dlq %s takes an id or --all, not both", sub);
         if (!a->id && !a->all)
-            return s_fail (S_USAGE, "dlq %s needs an id%s (see rastro dlq --help)", sub,
-                           strchr (allowed, 'a') ? " or --all" : "");
+            return cmd_fail (S_USAGE, "dlq %s needs an id%s (see rastro dlq --help)", sub,
+                             strchr (allowed, 'a') ? " or --all" : "");
         if (a->id && (a->pixel || a->older))
-            return s_fail (S_USAGE, "dlq %s: --pixel and --older-than go with --all", sub);
+            return cmd_fail (S_USAGE, "dlq %s: --pixel and --older-than go with --all", sub);
     }
     return 0;
-}
-
-static PGconn *
-s_open (const rst_config_t *cfg)
-{
-    char err[S_ERR_MAX];
-    PGconn *conn = rst_db_connect (cfg, err, sizeof err);
-    if (!conn) {
-        s_fail (S_FAIL, "%s", err);
-        return NULL;
-    }
-    if (rst_db_migrate (conn, err, sizeof err) < 0) {
-        s_fail (S_FAIL, "%s", err);
-        PQfinish (conn);
-        return NULL;
-    }
-    return conn;
 }
 
 //  Runs SQL; prints PostgreSQL's message and returns NULL on failure.
@@ -175,7 +143,7 @@ s_exec (PGconn *conn, const char *sql, int n, const char *const *params)
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;
     const char *msg = PQresultErrorField (res, PG_DIAG_MESSAGE_PRIMARY);
-    s_fail (S_FAIL, "PostgreSQL: %s", msg ? msg : PQerrorMessage (conn));
+    cmd_fail (S_FAIL, "PostgreSQL: %s", msg ? msg : PQerrorMessage (conn));
     PQclear (res);
     return NULL;
 }
@@ -213,7 +181,7 @@ s_list (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("list", argc, argv, "pol", &a);
     if (rc)
         return rc;
-    PGconn *conn = s_open (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     char owner_lower[256] = "";
@@ -232,7 +200,7 @@ s_list (int argc, char **argv, const rst_config_t *cfg)
         PQclear (u);
         if (!found) {
             PQfinish (conn);
-            return s_fail (S_FAIL, "no user %s (rastro user list shows them)", owner_lower);
+            return cmd_fail (S_FAIL, "no user %s (rastro user list shows them)", owner_lower);
         }
     }
     const char *params[] = {a.pixel, a.owner ? owner_lower : NULL,
@@ -271,7 +239,7 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("show", argc, argv, "i", &a);
     if (rc)
         return rc;
-    PGconn *conn = s_open (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     const char *params[] = {a.id};
@@ -295,7 +263,7 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
     if (PQntuples (res) == 0) {
         PQclear (res);
         PQfinish (conn);
-        return s_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+        return cmd_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
     }
     static const char *labels[] = {"id", "pixel", "owner", "event_id", "event", "event_time (UTC)",
                                    "reason", "http_status", "error_code", "error_subcode",
@@ -316,7 +284,7 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("replay", argc, argv, "iap", &a);
     if (rc)
         return rc;
-    PGconn *conn = s_open (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     const char *params[] = {a.id, a.pixel};
@@ -334,8 +302,8 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
     PQclear (res);
     PQfinish (conn);
     if (a.id && n == 0)
-        return s_fail (S_FAIL, "no dead letter %s waiting (already replayed, or unknown: rastro "
-                       "dlq list shows them)", a.id);
+        return cmd_fail (S_FAIL, "no dead letter %s waiting (already replayed, or unknown: rastro "
+                         "dlq list shows them)", a.id);
     printf ("%ld dead letter%s queued for replay (the sender of each pixel takes them back)\n",
             n, n == 1 ? "" : "s");
     return S_OK;
@@ -348,7 +316,7 @@ s_purge (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("purge", argc, argv, "iad", &a);
     if (rc)
         return rc;
-    PGconn *conn = s_open (cfg);
+    PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return S_FAIL;
     const char *params[] = {a.id, a.older};
@@ -364,7 +332,7 @@ s_purge (int argc, char **argv, const rst_config_t *cfg)
     PQclear (res);
     PQfinish (conn);
     if (a.id && n == 0)
-        return s_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+        return cmd_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
     printf ("%ld dead letter%s purged\n", n, n == 1 ? "" : "s");
     return S_OK;
 }
@@ -390,5 +358,5 @@ cmd_dlq (int argc, char **argv, const rst_config_t *cfg)
         return s_replay (argc - 1, argv + 1, cfg);
     if (!strcmp (sub, "purge"))
         return s_purge (argc - 1, argv + 1, cfg);
-    return s_fail (S_USAGE, "dlq: unknown subcommand '%s' (list, show, replay, purge)", sub);
+    return cmd_fail (S_USAGE, "dlq: unknown subcommand '%s' (list, show, replay, purge)", sub);
 }

@@ -11,6 +11,8 @@
 
 #include "rst_config.h"
 
+#include <libpq-fe.h>
+
 //  cmd_admin.c: `rastro user|pixel|bot|pool ...` (argv[0] is "user", "pixel", ...)
 int cmd_user (int argc, char **argv, const rst_config_t *cfg);
 int cmd_pixel (int argc, char **argv, const rst_config_t *cfg);
@@ -28,5 +30,14 @@ int cmd_db (int argc, char **argv, const rst_config_t *cfg);
 
 //  cmd_dlq.c: `rastro dlq list|show|replay|purge`, the dead-letter store.
 int cmd_dlq (int argc, char **argv, const rst_config_t *cfg);
+
+//  cmd_common.c: what the commands share.
+
+//  Prints "rastro: <message>" on stderr and returns STATUS.
+int cmd_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  Connects to PostgreSQL and applies the migrations. Returns the
+//  connection (the caller's, PQfinish), or NULL after printing why.
+PGconn *cmd_open_db (const rst_config_t *cfg);
 
 #endif

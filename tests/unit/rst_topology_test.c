@@ -253,6 +253,43 @@ s_free_port (void)
     return ntohs (sin.sin_port);
 }
 
+//  Owners: which node instance each endpoint of a key belongs to.
+static void
+test_endpoint_owners (void **state)
+{
+    s_fixture_t *f = *state;
+    s_write (f, "[a]\n"
+                "many = b.in, >tcp://10.0.0.3:7003, c.acks\n"
+                "[b]\n"
+                "instances = 2\n"
+                "in = @tcp://host-b:7100\n"
+                "[c]\n"
+                "acks = @tcp://host-c:7200\n");
+    char err[512] = "";
+    rst_topology_t *t = rst_topology_load (f->file, f->data, err, sizeof err);
+    assert_non_null (t);
+    rst_topology_owner_t owners[RST_TOPOLOGY_MAX_ENDPOINTS];
+    int n = rst_topology_endpoint_owners (t, "a", 0, "many", owners, RST_TOPOLOGY_MAX_ENDPOINTS,
+                                          err, sizeof err);
+    //  Same count and order as rst_topology_endpoints.
+    assert_int_equal (n, 4);
+    assert_string_equal (owners[0].node, "b");
+    assert_int_equal (owners[0].instance, 0);
+    assert_string_equal (owners[1].node, "b");
+    assert_int_equal (owners[1].instance, 1);
+    assert_string_equal (owners[2].node, "");      //  literal: no owner
+    assert_int_equal (owners[2].instance, -1);
+    assert_string_equal (owners[3].node, "c");
+    assert_int_equal (owners[3].instance, 0);
+    //  The same errors as rst_topology_endpoints.
+    assert_int_equal (rst_topology_endpoint_owners (t, "a", 0, "many", owners, 3, err, sizeof err),
+                      -1);
+    assert_non_null (strstr (err, "too many endpoints"));
+    assert_int_equal (rst_topology_endpoint_owners (t, "a", 0, "nosuch", owners, 8, err,
+                                                    sizeof err), -1);
+    rst_topology_destroy (&t);
+}
+
 static void
 test_tcp_attach (void **state)
 {
@@ -397,6 +434,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_tour, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_missing_instances_means_one, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_prefixes_and_lists, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_endpoint_owners, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_tcp_attach, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ipc_stale_file_and_long_path, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_files, s_setup, s_teardown),
