@@ -98,6 +98,23 @@ static const char *s_insert_head =
     "utm_content, utm_term, utm, source) VALUES ";
 static const char *s_insert_tail = " ON CONFLICT DO NOTHING";
 
+//  The batch INSERT: one array parameter per column, so PostgreSQL parses
+//  and plans a 21-parameter statement whatever the batch size (a VALUES list
+//  of 500 rows has 10,500 parameters, and planning it cost PostgreSQL more
+//  than the insert itself: bench/RESULTS.md, "Pipeline end to end").
+static const char *s_insert_unnest =
+    "INSERT INTO clicks (click_id, event_id, owner_id, pool_id, bot_id, pixel_id, clicked_at, "
+    "ip, user_agent, url, referer, fbclid, fbc, fbp, utm_source, utm_medium, utm_campaign, "
+    "utm_content, utm_term, utm, source) "
+    "SELECT c0, c1, c2, c3, c4, c5, timestamptz 'epoch' + c6 * interval '1 millisecond', "
+    "c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20 "
+    "FROM unnest ($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
+    "$6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], "
+    "$12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], "
+    "$18::text[], $19::text[], $20::jsonb[], $21::text[]) "
+    "AS u (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, "
+    "c18, c19, c20) ON CONFLICT DO NOTHING";
+
 static const char *s_utm_columns[S_UTM_COLUMNS] = {"utm_source", "utm_medium", "utm_campaign",
                                                    "utm_content", "utm_term"};
 
@@ -136,8 +153,8 @@ struct rst_recorder_t {
     char *text;                     //  scratch: parameter text of one batch
     size_t text_cap;
     const char **values;            //  scratch: S_PARAMS_PER_ROW * batch_max params
-    char *sql;                      //  INSERT for sql_rows rows (cached)
-    size_t sql_rows;
+    char *arrays;                   //  scratch: the 21 array literals of one batch
+    size_t arrays_cap;
     char *sql_one;                  //  INSERT for one row (row-by-row fallback)
 
     rst_metrics_t *metrics;         //  owned by the loop's thread
@@ -332,7 +349,7 @@ rst_recorder_destroy (rst_recorder_t **self_p)
     free (self->batch);
     free (self->values);
     free (self->text);
-    free (self->sql);
+    free (self->arrays);
     free (self->sql_one);
     free (self);
     *self_p = NULL;
@@ -525,7 +542,8 @@ s_params (const rst_event_t *ev, const char **values, char **at)
     *at = p;
 }
 
-//  Builds the INSERT statement for ROWS rows. Returns a new string or NULL.
+//  Builds a VALUES INSERT for ROWS rows (the row-by-row fallback uses 1).
+//  Returns a new string or NULL.
 static char *
 s_build_sql (size_t rows)
 {
@@ -770,6 +788,50 @@ s_insert_rows (rst_recorder_t *self)
     return result;
 }
 
+//  Builds, from the per-row parameters in self->values, one PostgreSQL array
+//  literal per column ({"a","b",NULL}) into self->arrays, and points
+//  COLUMNS[c] at each. Returns 0, or -1 when out of memory.
+static int
+s_build_arrays (rst_recorder_t *self, const char *columns[S_PARAMS_PER_ROW])
+{
+    size_t need = S_PARAMS_PER_ROW * 3;
+    for (size_t i = 0; i < self->count * S_PARAMS_PER_ROW; i++)
+        need += self->values[i] ? 2 * strlen (self->values[i]) + 3 : 5;
+    if (need > self->arrays_cap) {
+        char *arrays = realloc (self->arrays, need);
+        if (!arrays)
+            return -1;
+        self->arrays = arrays;
+        self->arrays_cap = need;
+    }
+    char *p = self->arrays;
+    for (size_t c = 0; c < S_PARAMS_PER_ROW; c++) {
+        columns[c] = p;
+        *p++ = '{';
+        for (size_t r = 0; r < self->count; r++) {
+            if (r)
+                *p++ = ',';
+            const char *v = self->values[r * S_PARAMS_PER_ROW + c];
+            if (!v) {
+                memcpy (p, "NULL", 4);
+                p += 4;
+                continue;
+            }
+            *p++ = '"';
+            for (; *v; v++) {
+                if (*v == '"' || *v == '\\')
+                    *p++ = '\\';
+                *p++ = *v;
+            }
+            *p++ = '"';
+        }
+        *p++ = '}';
+        *p++ = 0;
+    }
+    assert ((size_t) (p - self->arrays) <= need);
+    return 0;
+}
+
 //  Writes the batch: insert, then ack. Retries until it worked or STOP.
 //  Returns 0 when the batch is empty afterwards, -1 when STOP interrupted
 //  the retries (the batch is kept, unacknowledged).
@@ -789,20 +851,16 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
             rst_error (S_CLS, "out of memory preparing %zu rows", self->count);
             goto backoff;
         }
-        if (self->sql_rows != self->count) {
-            free (self->sql);
-            self->sql = s_build_sql (self->count);
-            self->sql_rows = self->sql ? self->count : 0;
-            if (!self->sql) {
-                rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
-                goto backoff;
-            }
+        const char *columns[S_PARAMS_PER_ROW];
+        if (s_build_arrays (self, columns)) {
+            rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
+            goto backoff;
         }
         long affected = 0;
         char why[512];
         double started = (double) rst_clock_mono_ns () / 1e9;
-        s_pg_result_t r = s_exec (self, self->sql, (int) (self->count * S_PARAMS_PER_ROW),
-                                  self->values, &affected, why, sizeof why);
+        s_pg_result_t r = s_exec (self, s_insert_unnest, S_PARAMS_PER_ROW, columns, &affected,
+                                  why, sizeof why);
         if (r == S_PG_OK) {
             rst_metrics_observe (self->metrics, self->m_latency, (double) rst_clock_mono_ns () / 1e9 - started);
             for (size_t i = 0; i < self->count; i++)

@@ -104,14 +104,15 @@ rastro pool add promo --pixel 123456789 --bot bot_two >/dev/null
 rt_wait_for "new pool live" 3 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $BASE/go/promo) = 302 ]"
 
 # --- the click's data in PostgreSQL -------------------------------------------
-loc=$(curl -s -o /dev/null -w '%{redirect_url}' -A 'Mozilla/5.0 (Linux; Android 14) ação' \
+UA_ODD='Mozilla/5.0 (Linux; Android 14) ação "q" \x {a,b} NULL'
+loc=$(curl -s -o /dev/null -w '%{redirect_url}' -A "$UA_ODD" \
       -H 'X-Forwarded-For: 1.2.3.4, 203.0.113.9' -H 'Referer: https://l.facebook.com/' \
       -b '_fbp=fb.1.1596403881668.1116446470' \
       "$BASE/go/promo?utm_source=facebook&utm_campaign=Black%20Friday&utm_content=ad+1&fbclid=IwAR2F4-dbP0l7Mn1IawQQ&other=1")
 cid=${loc#*start=}
 rt_wait_for "click $cid in PostgreSQL" 10 bash -c "[ \"\$(psql \"$RASTRO_DATABASE_URL\" -qAtX -c \"select count(*) from clicks where click_id='$cid'\")\" = 1 ]"
 row=$(rt_psql "select ip, utm_source, utm_campaign, utm_content, fbclid, fbp, user_agent, referer, event_id, source from clicks where click_id='$cid'")
-rt_assert_eq "203.0.113.9|facebook|Black Friday|ad 1|IwAR2F4-dbP0l7Mn1IawQQ|fb.1.1596403881668.1116446470|Mozilla/5.0 (Linux; Android 14) ação|https://l.facebook.com/|pv-$cid|front.0" "$row" "stored click"
+rt_assert_eq "203.0.113.9|facebook|Black Friday|ad 1|IwAR2F4-dbP0l7Mn1IawQQ|fb.1.1596403881668.1116446470|$UA_ODD|https://l.facebook.com/|pv-$cid|front.0" "$row" "stored click"
 fbc=$(rt_psql "select fbc from clicks where click_id='$cid'")
 [[ $fbc =~ ^fb\.1\.[0-9]{13}\.IwAR2F4-dbP0l7Mn1IawQQ$ ]] || rt_fail "bad fbc '$fbc'"
 ms=$(echo "$fbc" | cut -d. -f3); at=$(rt_psql "select (extract(epoch from clicked_at)*1000)::bigint from clicks where click_id='$cid'")
