@@ -20,7 +20,7 @@ static const s_command_t s_commands[] = {
     {"up", cmd_up, "start every node of the topology in the foreground; Ctrl-C stops them"},
     {"status", cmd_status, "show each node and its state"},
     {"user", cmd_user, "add or list users (the owners of everything else)"},
-    {"pixel", cmd_pixel, "add or list Meta pixels (token encrypted at rest)"},
+    {"pixel", cmd_pixel, "add, list or set Meta pixels (token encrypted at rest)"},
     {"bot", cmd_bot, "add, list or mark Telegram bots"},
     {"pool", cmd_pool, "add, list, enable or disable pools (the /go/<slug> links)"},
     {"dlq", cmd_dlq, "list, show, replay or purge dead letters (events Meta refused)"},
