@@ -427,6 +427,45 @@ test_shipped_local_topology (void **state)
     rst_topology_destroy (&t);
 }
 
+static void
+test_shipped_multihost_example (void **state)
+{
+    (void) state;
+    //  deploy/topology-3hosts.ini: every reference resolves, on tcp.
+    const char *src = getenv ("RASTRO_SOURCE_DIR");
+    char path[PATH_MAX];
+    if (src)
+        snprintf (path, sizeof path, "%s/deploy/topology-3hosts.ini", src);
+    else {
+        snprintf (path, sizeof path, "%s", __FILE__);
+        char *tail = strstr (path, "tests/unit/");
+        assert_non_null (tail);
+        snprintf (tail, sizeof path - (size_t) (tail - path), "deploy/topology-3hosts.ini");
+    }
+    char err[512] = "";
+    rst_topology_t *t = rst_topology_load (path, "/var/lib/rastro", err, sizeof err);
+    if (!t)
+        fail_msg ("%s", err);
+    char *list[RST_TOPOLOGY_MAX_ENDPOINTS];
+    int n = rst_topology_endpoints (t, "sender", 1, "acks", list, RST_TOPOLOGY_MAX_ENDPOINTS, err,
+                                    sizeof err);
+    assert_int_equal (n, 2);
+    assert_string_equal (list[0], ">tcp://edge-0.rastro.internal:7100");
+    assert_string_equal (list[1], ">tcp://edge-1.rastro.internal:7100");
+    rst_topology_endpoints_free (list, n);
+    n = rst_topology_endpoints (t, "enricher", 1, "limiters", list, RST_TOPOLOGY_MAX_ENDPOINTS,
+                                err, sizeof err);
+    assert_int_equal (n, 2);
+    assert_string_equal (list[1], ">tcp://core-1.rastro.internal:7310");
+    rst_topology_endpoints_free (list, n);
+    n = rst_topology_endpoints (t, "enricher", 1, "in", list, RST_TOPOLOGY_MAX_ENDPOINTS, err,
+                                sizeof err);
+    assert_int_equal (n, 1);
+    assert_string_equal (list[0], "@tcp://core-1.rastro.internal:7210");
+    rst_topology_endpoints_free (list, n);
+    rst_topology_destroy (&t);
+}
+
 int
 main (void)
 {
@@ -439,6 +478,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_ipc_stale_file_and_long_path, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_files, s_setup, s_teardown),
         cmocka_unit_test (test_shipped_local_topology),
+        cmocka_unit_test (test_shipped_multihost_example),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
