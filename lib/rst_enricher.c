@@ -44,6 +44,22 @@
         UTF-8 first (each bad byte becomes U+FFFD), or Meta would refuse
         the whole batch.
 
+    Chat events (start → ViewContent, checkout → InitiateCheckout,
+    payment → Purchase with priority and value_cents): action_source
+    `chat`, never classified by user agent or IP (they have neither);
+    user_data external_id = the lead's click_id, hashed exactly as for the
+    click's PageView (byte-identical), or "tg:<tg_user_id>" for an organic
+    lead; fbc = the click's, looked up in PostgreSQL (SELECT fbc FROM
+    clicks WHERE click_id = $1, own connection, opened on the first chat
+    event) through a direct-mapped cache of S_FBC_SLOTS clicks; a click
+    not found (or stored without fbc) is sent without fbc and not cached;
+    country = "br" (hashed). custom_data (reference §6): value =
+    value_cents / 100 in reais, currency (default BRL, upper case),
+    content_ids/contents from offer_id, content_name (offer_name, cut to
+    RST_PIPELINE_DIM_MAX bytes), order_id. When PostgreSQL cannot answer
+    the lookup, the event is not enriched (logged, counted, not acked):
+    the journal replays it later, with its fbc.
+
     Cache: pools → (owner, pixel), loaded by an rst_pgwatch thread on
     start, on NOTIFY rastro_config and every minute. The event already
     carries owner_id, pool_id and pixel_id (the front's snapshot at click
@@ -73,6 +89,7 @@
 #include "rst_enricher.h"
 #include "rst_acks.h"
 #include "rst_clock.h"
+#include "rst_db.h"
 #include "rst_event.h"
 #include "rst_journal.h"
 #include "rst_log.h"
@@ -87,6 +104,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +121,9 @@
 #define S_HEARTBEAT_MS      1000
 #define S_BAD_LOGS_PER_S    10
 #define S_REASON_INVALID    "invalid"
+#define S_FBC_SLOTS         4096        //  click_id → fbc lookups kept (direct-mapped)
+#define S_CHAT_COUNTRY      "br"        //  user_data.country of every chat event
+#define S_FBC_SQL           "SELECT fbc FROM clicks WHERE click_id = $1"
 
 //  Reasons, in the order of their metrics (rastro_enricher_automated_total{reason=...}).
 static const char *s_reasons[] = {
@@ -182,6 +203,14 @@ s_cache_find (const s_cache_t *cache, int64_t pool_id)
 }
 
 //  --------------------------------------------------------------------------
+//  The fbc cache: click_id → the click's fbc, for chat events
+
+typedef struct {
+    char click_id[RST_EVENT_ID_MAX + 1];    //  "" = empty slot
+    char *fbc;                              //  owned; "" = the click has no fbc
+} s_fbc_slot_t;
+
+//  --------------------------------------------------------------------------
 //  The enricher
 
 struct rst_enricher_t {
@@ -208,10 +237,14 @@ struct rst_enricher_t {
     size_t limcount[S_MAX_PEERS];   //  events in limbuf[i]
     char *text;                     //  scratch: cleaned strings of one event
     size_t text_cap;
+    PGconn *pg;                     //  owned; fbc lookups; NULL until needed or after a failure
+    int pg_down;                    //  inside a lookup failure episode (logged once)
+    s_fbc_slot_t *fbc_cache;        //  owned; S_FBC_SLOTS slots, allocated on first use
 
     rst_metrics_t *metrics;         //  owned by the loop's thread
     int m_in, m_bad, m_enriched, m_human, m_automated[S_NREASONS], m_pushed, m_push_fail,
-        m_acks, m_ack_fail, m_refresh, m_pools, m_mismatch, m_published;
+        m_acks, m_ack_fail, m_refresh, m_pools, m_mismatch, m_published, m_chat,
+        m_fbc_hit, m_fbc_miss, m_fbc_fail;
     int64_t next_heartbeat_ms;
     int64_t bad_window_ms;
     int bad_logged;
@@ -255,6 +288,17 @@ s_metrics_declare (rst_enricher_t *self)
                                        "Pool caches loaded from PostgreSQL.", NULL, 0);
     self->m_pools = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_enricher_cache_pools",
                                      "Pools in the cache.", NULL, 0);
+    self->m_chat = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_chat_events_total",
+                                    "Chat events (start, checkout, payment) enriched.", NULL, 0);
+    self->m_fbc_hit = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_enricher_fbc_cache_hits_total",
+                                       "Chat events whose click fbc came from the cache.", NULL, 0);
+    self->m_fbc_miss = rst_metrics_add (
+        m, RST_METRIC_COUNTER, "rastro_enricher_fbc_click_missing_total",
+        "Chat events whose click is not in PostgreSQL (sent without fbc).", NULL, 0);
+    self->m_fbc_fail = rst_metrics_add (
+        m, RST_METRIC_COUNTER, "rastro_enricher_fbc_lookup_failures_total",
+        "Chat events not enriched because the fbc lookup failed (the journal replays them).",
+        NULL, 0);
     self->m_mismatch = rst_metrics_add (
         m, RST_METRIC_COUNTER, "rastro_enricher_join_mismatch_total",
         "Events whose pool is unknown or whose owner/pixel differ from the cache (kept).", NULL, 0);
@@ -377,6 +421,12 @@ rst_enricher_destroy (rst_enricher_t **self_p)
     for (int i = 0; i < S_MAX_PEERS; i++)
         msgpack_sbuffer_destroy (&self->limbuf[i]);
     free (self->text);
+    if (self->fbc_cache)
+        for (size_t i = 0; i < S_FBC_SLOTS; i++)
+            free (self->fbc_cache[i].fbc);
+    free (self->fbc_cache);
+    if (self->pg)
+        PQfinish (self->pg);
     free (self);
     *self_p = NULL;
 }
@@ -473,7 +523,8 @@ s_utm (const rst_event_t *ev, const char *key)
 //  Enriching one event
 
 typedef enum { S_CLEAN_UA, S_CLEAN_URL, S_CLEAN_IP, S_CLEAN_FBC, S_CLEAN_FBP, S_CLEAN_SOURCE,
-               S_CLEAN_CAMPAIGN, S_CLEAN_EVENT_ID, S_CLEAN_CLICK_ID, S_CLEAN_COUNT } s_clean_t;
+               S_CLEAN_CAMPAIGN, S_CLEAN_EVENT_ID, S_CLEAN_CLICK_ID, S_CLEAN_OFFER_ID,
+               S_CLEAN_OFFER_NAME, S_CLEAN_ORDER_ID, S_CLEAN_COUNT } s_clean_t;
 
 //  Makes every text EV needs valid UTF-8 in self->text; OUT[k] points at
 //  clean string k (NUL-terminated), LENS[k] is its length. Returns 0 or -1.
@@ -482,7 +533,8 @@ s_clean_all (rst_enricher_t *self, const rst_event_t *ev, char **out, size_t *le
 {
     rst_str_t in[S_CLEAN_COUNT] = {
         ev->user_agent, ev->url, ev->ip, ev->fbc, ev->fbp, s_utm (ev, "utm_source"),
-        s_utm (ev, "utm_campaign"), ev->event_id, ev->click_id,
+        s_utm (ev, "utm_campaign"), ev->event_id, ev->click_id, ev->offer_id, ev->offer_name,
+        ev->order_id,
     };
     size_t need = 0;
     for (int k = 0; k < S_CLEAN_COUNT; k++)
@@ -504,6 +556,8 @@ s_clean_all (rst_enricher_t *self, const rst_event_t *ev, char **out, size_t *le
                                        RST_PIPELINE_DIM_MAX);
     lens[S_CLEAN_CAMPAIGN] = s_cut_utf8 (out[S_CLEAN_CAMPAIGN], lens[S_CLEAN_CAMPAIGN],
                                          RST_PIPELINE_DIM_MAX);
+    lens[S_CLEAN_OFFER_NAME] = s_cut_utf8 (out[S_CLEAN_OFFER_NAME], lens[S_CLEAN_OFFER_NAME],
+                                           RST_PIPELINE_DIM_MAX);
     return 0;
 }
 
@@ -540,6 +594,135 @@ s_join (rst_enricher_t *self, const rst_event_t *ev)
                "pixel", ev->event_id.ptr, ev->pool_id, pool ? "differs" : "is not");
 }
 
+//  Meta's name for EV's type.
+static const char *
+s_event_name (const rst_event_t *ev)
+{
+    switch (ev->type) {
+    case RST_EVENT_START:
+        return "ViewContent";
+    case RST_EVENT_CHECKOUT:
+        return "InitiateCheckout";
+    case RST_EVENT_PAYMENT:
+        return "Purchase";
+    default:
+        return "PageView";
+    }
+}
+
+//  Finds the fbc of click CLICK_ID (a token, NUL-terminated): from the
+//  cache, else from PostgreSQL. Sets *FBC to a string borrowed from the
+//  cache (valid until the next lookup), or to NULL when the click is not
+//  stored or has no fbc. Returns 0, or -1 when PostgreSQL could not answer
+//  (logged once per episode, counted).
+static int
+s_lookup_fbc (rst_enricher_t *self, const char *click_id, const char **fbc)
+{
+    *fbc = NULL;
+    size_t len = strlen (click_id);
+    if (!self->fbc_cache && !(self->fbc_cache = calloc (S_FBC_SLOTS, sizeof *self->fbc_cache))) {
+        rst_error (S_CLS, "out of memory allocating the fbc cache");
+        rst_metrics_inc (self->metrics, self->m_fbc_fail, 1);
+        return -1;
+    }
+    s_fbc_slot_t *slot = &self->fbc_cache[rst_shard_of (click_id, len, S_FBC_SLOTS)];
+    if (slot->fbc && !strcmp (slot->click_id, click_id)) {
+        rst_metrics_inc (self->metrics, self->m_fbc_hit, 1);
+        *fbc = slot->fbc[0] ? slot->fbc : NULL;
+        return 0;
+    }
+    char why[512] = "";
+    if (!self->pg)
+        self->pg = rst_db_connect (self->cfg, why, sizeof why);
+    PGresult *res = NULL;
+    if (self->pg) {
+        const char *params[] = {click_id};
+        res = PQexecParams (self->pg, S_FBC_SQL, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus (res) != PGRES_TUPLES_OK) {
+            snprintf (why, sizeof why, "libpq: %s", PQerrorMessage (self->pg));
+            PQclear (res);
+            res = NULL;
+            if (PQstatus (self->pg) != CONNECTION_OK) {
+                PQfinish (self->pg);
+                self->pg = NULL;
+            }
+        }
+    }
+    if (!res) {
+        rst_metrics_inc (self->metrics, self->m_fbc_fail, 1);
+        for (char *c = why; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        if (!self->pg_down)
+            rst_error (S_CLS, "PostgreSQL: fbc lookup: %s; chat events are not enriched (the "
+                       "journals replay them) until it answers", why);
+        self->pg_down = 1;
+        return -1;
+    }
+    if (self->pg_down)
+        rst_info (S_CLS, "PostgreSQL answers fbc lookups again");
+    self->pg_down = 0;
+    if (PQntuples (res) == 0) {
+        //  Not stored (yet): not cached, a later event of the lead looks again.
+        rst_metrics_inc (self->metrics, self->m_fbc_miss, 1);
+        PQclear (res);
+        return 0;
+    }
+    const char *found = PQgetisnull (res, 0, 0) ? "" : PQgetvalue (res, 0, 0);
+    char *copy = strdup (found);
+    PQclear (res);
+    if (!copy)
+        return 0;   //  out of memory: sent without fbc rather than not at all
+    free (slot->fbc);
+    slot->fbc = copy;
+    memcpy (slot->click_id, click_id, len + 1);
+    *fbc = copy[0] ? copy : NULL;
+    return 0;
+}
+
+//  Builds the Meta object of the chat event EV (CLEAN: its cleaned strings)
+//  into *CAPI (new string, the caller frees; NULL with the reason in WHY
+//  when it cannot be built). Returns 0, or -1 when the fbc lookup failed
+//  (the event must not be sent now).
+static int
+s_chat_capi (rst_enricher_t *self, const rst_event_t *ev, char **clean, const size_t *lens,
+             char **capi, char *why, size_t whylen)
+{
+    *capi = NULL;
+    const char *fbc = NULL;
+    char external_id[32 + RST_EVENT_ID_MAX];
+    if (ev->click_id.ptr) {
+        if (s_lookup_fbc (self, clean[S_CLEAN_CLICK_ID], &fbc))
+            return -1;
+        snprintf (external_id, sizeof external_id, "%s", clean[S_CLEAN_CLICK_ID]);
+    }
+    else    //  organic lead: the decoder guarantees a tg_user_id
+        snprintf (external_id, sizeof external_id, "tg:%" PRId64, ev->tg_user_id);
+    char currency[RST_EVENT_CURRENCY_LEN + 1];
+    const char *cur = ev->currency.ptr ? ev->currency.ptr : RST_EVENT_CURRENCY_DEFAULT;
+    for (size_t i = 0; i < RST_EVENT_CURRENCY_LEN; i++)
+        currency[i] = (char) (cur[i] >= 'a' && cur[i] <= 'z' ? cur[i] - 32 : cur[i]);
+    currency[RST_EVENT_CURRENCY_LEN] = 0;
+    int has_value = ev->value_cents != RST_EVENT_NONE;
+    rst_meta_event_t m = {
+        .event_name = s_event_name (ev),
+        .event_time = ev->time_ms / 1000,
+        .event_id = clean[S_CLEAN_EVENT_ID],
+        .action_source = "chat",
+        .fbc = fbc,
+        .external_id = external_id,
+        .country = S_CHAT_COUNTRY,
+        .has_value = has_value,
+        .value = has_value ? (double) ev->value_cents / 100.0 : 0,
+        .currency = has_value || ev->currency.ptr ? currency : NULL,
+        .content_id = lens[S_CLEAN_OFFER_ID] ? clean[S_CLEAN_OFFER_ID] : NULL,
+        .content_name = lens[S_CLEAN_OFFER_NAME] ? clean[S_CLEAN_OFFER_NAME] : NULL,
+        .order_id = lens[S_CLEAN_ORDER_ID] ? clean[S_CLEAN_ORDER_ID] : NULL,
+    };
+    *capi = rst_meta_event_json (&m, why, whylen);
+    return 0;
+}
+
 //  Enriches EV: packs it on pub, and on its limiter's message or the ack
 //  list. Returns 0, or -1 when it could not be enriched (logged, counted;
 //  not acked, so the journal replays it).
@@ -552,12 +735,22 @@ s_enrich (rst_enricher_t *self, const rst_event_t *ev)
         rst_error (S_CLS, "out of memory enriching %s", ev->event_id.ptr);
         return -1;
     }
-    s_join (self, ev);
-    const char *reason = rst_traffic_classify (self->traffic, ev->user_agent.ptr,
-                                               ev->user_agent.len, ev->ip.ptr, ev->ip.len,
-                                               ev->time_ms);
+    int chat = rst_event_is_chat (ev->type);
+    if (!chat || ev->pool_id > 0)
+        s_join (self, ev);      //  an organic lead has no pool to compare with
+    //  Chat events have no user agent or IP: never classified as automated.
+    const char *reason = chat ? NULL
+                              : rst_traffic_classify (self->traffic, ev->user_agent.ptr,
+                                                      ev->user_agent.len, ev->ip.ptr, ev->ip.len,
+                                                      ev->time_ms);
     char *capi = NULL;
-    if (!reason) {
+    char why[256] = "";
+    if (chat) {
+        if (s_chat_capi (self, ev, clean, lens, &capi, why, sizeof why))
+            return -1;      //  PostgreSQL down: not enriched, not acked; replayed later
+        rst_metrics_inc (self->metrics, self->m_chat, 1);
+    }
+    else if (!reason) {
         rst_meta_event_t m = {
             .event_name = "PageView",
             .event_time = ev->time_ms / 1000,
@@ -570,8 +763,9 @@ s_enrich (rst_enricher_t *self, const rst_event_t *ev)
             .fbp = lens[S_CLEAN_FBP] ? clean[S_CLEAN_FBP] : NULL,
             .external_id = clean[S_CLEAN_CLICK_ID],
         };
-        char why[256];
         capi = rst_meta_event_json (&m, why, sizeof why);
+    }
+    if (!reason) {
         if (!capi || strlen (capi) > RST_PIPELINE_CAPI_MAX) {
             rst_error (S_CLS, "event %s from %.*s: no Meta event can be built (%s); counted as "
                        "automated (invalid) and acked",
@@ -587,7 +781,7 @@ s_enrich (rst_enricher_t *self, const rst_event_t *ev)
         .src = ev->src,
         .seq = ev->seq,
         .type = rst_str (rst_event_type_name (ev->type)),
-        .event_name = rst_str ("PageView"),
+        .event_name = rst_str (s_event_name (ev)),
         .time_ms = ev->time_ms,
         .owner_id = ev->owner_id,
         .pool_id = ev->pool_id,
@@ -595,6 +789,8 @@ s_enrich (rst_enricher_t *self, const rst_event_t *ev)
         .pixel_id = ev->pixel_id,
         .automated = reason != NULL,
         .automated_reason = rst_str (reason),
+        .priority = ev->type == RST_EVENT_PAYMENT,
+        .value_cents = ev->type == RST_EVENT_PAYMENT ? ev->value_cents : 0,
         .utm_source = (rst_str_t){clean[S_CLEAN_SOURCE], lens[S_CLEAN_SOURCE]},
         .utm_campaign = (rst_str_t){clean[S_CLEAN_CAMPAIGN], lens[S_CLEAN_CAMPAIGN]},
         .capi = rst_str (capi),

@@ -44,6 +44,7 @@ typedef enum {
     S_KIND_TYPE,            //  "type": str, a known type name
     S_KIND_STR,             //  str (nil = absent for optional fields)
     S_KIND_I64,             //  integer in [min, max]
+    S_KIND_OPT_I64,         //  optional integer in [min, max]; RST_EVENT_NONE (or nil) = absent
     S_KIND_U64,             //  unsigned integer >= 1
     S_KIND_UTM,             //  map str -> str, at most RST_EVENT_MAX_UTM entries
 } s_kind_t;
@@ -52,6 +53,7 @@ typedef enum {
     S_CHARS_ANY,            //  any bytes (free text: ua, url, referer, ...)
     S_CHARS_PRINTABLE,      //  ASCII 0x21..0x7e (event_id, src, pixel_id, ...)
     S_CHARS_TOKEN,          //  [A-Za-z0-9_-] (click_id: the Telegram start parameter)
+    S_CHARS_LETTERS,        //  [A-Za-z] (currency)
 } s_chars_t;
 
 typedef enum {
@@ -76,6 +78,13 @@ typedef enum {
     S_F_FBC,
     S_F_FBP,
     S_F_UTM,
+    S_F_LEAD_ID,
+    S_F_TG_USER_ID,
+    S_F_OFFER_ID,
+    S_F_OFFER_NAME,
+    S_F_VALUE_CENTS,
+    S_F_CURRENCY,
+    S_F_ORDER_ID,
     S_F_COUNT
 } s_field_id_t;
 
@@ -104,7 +113,8 @@ static const s_field_t s_fields[S_F_COUNT] = {
                       RST_EVENT_TIME_MS_MAX},
     [S_F_OWNER_ID] = {"owner_id", S_KIND_I64, S_OFF (owner_id), 0, 0, S_CHARS_ANY, 1,
                       INT64_MAX},
-    [S_F_POOL_ID]  = {"pool_id", S_KIND_I64, S_OFF (pool_id), 0, 0, S_CHARS_ANY, 1, INT64_MAX},
+    //  pool_id may be 0 for a chat event (an organic lead); s_check wants >= 1 for a click.
+    [S_F_POOL_ID]  = {"pool_id", S_KIND_I64, S_OFF (pool_id), 0, 0, S_CHARS_ANY, 0, INT64_MAX},
     [S_F_BOT_ID]   = {"bot_id", S_KIND_I64, S_OFF (bot_id), 0, 0, S_CHARS_ANY, 1, INT64_MAX},
     [S_F_PIXEL_ID] = {"pixel_id", S_KIND_STR, S_OFF (pixel_id), 1, RST_EVENT_SHORT_MAX,
                       S_CHARS_PRINTABLE, 0, 0},
@@ -122,6 +132,19 @@ static const s_field_t s_fields[S_F_COUNT] = {
     [S_F_FBC]      = {"fbc", S_KIND_STR, S_OFF (fbc), 0, 0, S_CHARS_ANY, 0, 0},
     [S_F_FBP]      = {"fbp", S_KIND_STR, S_OFF (fbp), 0, 0, S_CHARS_ANY, 0, 0},
     [S_F_UTM]      = {"utm", S_KIND_UTM, 0, 0, 0, S_CHARS_ANY, 0, 0},
+    [S_F_LEAD_ID]  = {"lead_id", S_KIND_OPT_I64, S_OFF (lead_id), 0, 0, S_CHARS_ANY, 1,
+                      INT64_MAX},
+    [S_F_TG_USER_ID] = {"tg_user_id", S_KIND_OPT_I64, S_OFF (tg_user_id), 0, 0, S_CHARS_ANY, 1,
+                        INT64_MAX},
+    [S_F_OFFER_ID] = {"offer_id", S_KIND_STR, S_OFF (offer_id), 0, RST_EVENT_OFFER_MAX,
+                      S_CHARS_ANY, 0, 0},
+    [S_F_OFFER_NAME] = {"offer_name", S_KIND_STR, S_OFF (offer_name), 0, 0, S_CHARS_ANY, 0, 0},
+    [S_F_VALUE_CENTS] = {"value_cents", S_KIND_OPT_I64, S_OFF (value_cents), 0, 0, S_CHARS_ANY,
+                         0, INT64_MAX},
+    [S_F_CURRENCY] = {"currency", S_KIND_STR, S_OFF (currency), RST_EVENT_CURRENCY_LEN,
+                      RST_EVENT_CURRENCY_LEN, S_CHARS_LETTERS, 0, 0},
+    [S_F_ORDER_ID] = {"order_id", S_KIND_STR, S_OFF (order_id), 1, RST_EVENT_OFFER_MAX,
+                      S_CHARS_ANY, 0, 0},
 };
 
 #define S_BIT(f) (1u << (f))
@@ -135,12 +158,25 @@ static const s_field_t s_fields[S_F_COUNT] = {
      | S_BIT (S_F_OWNER_ID) | S_BIT (S_F_POOL_ID) | S_BIT (S_F_BOT_ID) | S_BIT (S_F_PIXEL_ID)   \
      | S_BIT (S_F_CLICK_ID) | S_BIT (S_F_IP) | S_BIT (S_F_UA) | S_BIT (S_F_URL))
 
+//  Fields every chat event needs (start, checkout, payment). click_id is
+//  optional (absent for an organic lead), but s_check wants click_id or
+//  tg_user_id: a chat event must name its lead.
+#define S_REQUIRED_CHAT                                                                         \
+    (S_REQUIRED_ALL | S_BIT (S_F_SRC) | S_BIT (S_F_SEQ) | S_BIT (S_F_TIME_MS)                   \
+     | S_BIT (S_F_OWNER_ID) | S_BIT (S_F_POOL_ID) | S_BIT (S_F_BOT_ID) | S_BIT (S_F_PIXEL_ID))
+
 static unsigned
 s_required (rst_event_type_t type)
 {
     switch (type) {
     case RST_EVENT_CLICK:
         return S_REQUIRED_CLICK;
+    case RST_EVENT_START:
+        return S_REQUIRED_CHAT;
+    case RST_EVENT_CHECKOUT:
+        return S_REQUIRED_CHAT | S_BIT (S_F_VALUE_CENTS);
+    case RST_EVENT_PAYMENT:
+        return S_REQUIRED_CHAT | S_BIT (S_F_VALUE_CENTS) | S_BIT (S_F_ORDER_ID);
     }
     return S_REQUIRED_ALL;
 }
@@ -189,6 +225,8 @@ s_check_chars (rst_str_t s, s_chars_t chars)
             && !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
                  || c == '_' || c == '-'))
             return -1;
+        if (chars == S_CHARS_LETTERS && !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+            return -1;
     }
     return 0;
 }
@@ -223,7 +261,7 @@ s_check (const rst_event_t *self, const unsigned *seen, char *err, size_t errlen
         s_err (err, errlen, "unsupported schema version %u", self->version);
         return -1;
     }
-    if (self->type != RST_EVENT_CLICK) {
+    if (self->type != RST_EVENT_CLICK && !rst_event_is_chat (self->type)) {
         s_err (err, errlen, "unknown event type %d", (int) self->type);
         return -1;
     }
@@ -241,8 +279,19 @@ s_check (const rst_event_t *self, const unsigned *seen, char *err, size_t errlen
             break;
         }
         case S_KIND_I64: {
+            //  A built event has no "absent" integer: 0 counts as missing
+            //  where 0 is out of range (and as present where it is allowed).
             int64_t v = *(const int64_t *) ((const char *) self + f->offset);
-            present = seen ? (*seen & S_BIT (id)) != 0 : v != 0;
+            present = seen ? (*seen & S_BIT (id)) != 0 : (v != 0 || f->min <= 0);
+            if (present && (v < f->min || v > f->max)) {
+                s_err (err, errlen, "%s: out of range (%lld)", f->key, (long long) v);
+                return -1;
+            }
+            break;
+        }
+        case S_KIND_OPT_I64: {
+            int64_t v = *(const int64_t *) ((const char *) self + f->offset);
+            present = v != RST_EVENT_NONE;
             if (present && (v < f->min || v > f->max)) {
                 s_err (err, errlen, "%s: out of range (%lld)", f->key, (long long) v);
                 return -1;
@@ -283,6 +332,16 @@ s_check (const rst_event_t *self, const unsigned *seen, char *err, size_t errlen
             return -1;
         }
     }
+    if (self->type == RST_EVENT_CLICK && self->pool_id < 1) {
+        s_err (err, errlen, "pool_id: out of range (%lld)", (long long) self->pool_id);
+        return -1;
+    }
+    if (rst_event_is_chat (self->type) && !self->click_id.ptr
+        && self->tg_user_id == RST_EVENT_NONE) {
+        s_err (err, errlen, "%s: missing required field click_id (or tg_user_id)",
+               rst_event_type_name (self->type));
+        return -1;
+    }
     return 0;
 }
 
@@ -295,6 +354,7 @@ rst_event_init (rst_event_t *self)
     assert (self);
     memset (self, 0, sizeof *self);
     self->version = RST_EVENT_SCHEMA_VERSION;
+    self->lead_id = self->tg_user_id = self->value_cents = RST_EVENT_NONE;
 }
 
 rst_str_t
@@ -310,8 +370,20 @@ rst_event_type_name (rst_event_type_t type)
     switch (type) {
     case RST_EVENT_CLICK:
         return "click";
+    case RST_EVENT_START:
+        return "start";
+    case RST_EVENT_CHECKOUT:
+        return "checkout";
+    case RST_EVENT_PAYMENT:
+        return "payment";
     }
     return "unknown";
+}
+
+int
+rst_event_is_chat (rst_event_type_t type)
+{
+    return type == RST_EVENT_START || type == RST_EVENT_CHECKOUT || type == RST_EVENT_PAYMENT;
 }
 
 static void
@@ -346,6 +418,8 @@ s_pack_map (const rst_event_t *self, msgpack_packer *pk)
             n += s_str_member_const (self, f)->ptr != NULL;
         else if (f->kind == S_KIND_UTM)
             n += self->utm_count > 0;
+        else if (f->kind == S_KIND_OPT_I64)
+            n += *(const int64_t *) ((const char *) self + f->offset) != RST_EVENT_NONE;
         else
             n++;
     }
@@ -373,6 +447,14 @@ s_pack_map (const rst_event_t *self, msgpack_packer *pk)
             s_pack_key (pk, f->key);
             msgpack_pack_int64 (pk, *(const int64_t *) ((const char *) self + f->offset));
             break;
+        case S_KIND_OPT_I64: {
+            int64_t v = *(const int64_t *) ((const char *) self + f->offset);
+            if (v != RST_EVENT_NONE) {
+                s_pack_key (pk, f->key);
+                msgpack_pack_int64 (pk, v);
+            }
+            break;
+        }
         case S_KIND_U64:
             s_pack_key (pk, f->key);
             msgpack_pack_uint64 (pk, self->seq);
@@ -452,6 +534,12 @@ s_read_field (rst_event_t *event, const s_field_t *f, const msgpack_object *val,
             return s_wrong_type (f, val, "str", err, errlen);
         if (s_key_is (val, "click"))
             event->type = RST_EVENT_CLICK;
+        else if (s_key_is (val, "start"))
+            event->type = RST_EVENT_START;
+        else if (s_key_is (val, "checkout"))
+            event->type = RST_EVENT_CHECKOUT;
+        else if (s_key_is (val, "payment"))
+            event->type = RST_EVENT_PAYMENT;
         else {
             s_err (err, errlen, "type: unknown event type (%zu bytes)", (size_t) val->via.str.size);
             return -1;
@@ -471,7 +559,10 @@ s_read_field (rst_event_t *event, const s_field_t *f, const msgpack_object *val,
             *s_str_member (event, f) = s;
         }
         return 0;
+    case S_KIND_OPT_I64:
     case S_KIND_I64: {
+        if (f->kind == S_KIND_OPT_I64 && val->type == MSGPACK_OBJECT_NIL)
+            return 0;   //  absent (the member stays RST_EVENT_NONE)
         int64_t v;
         if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             if (val->via.u64 > (uint64_t) INT64_MAX) {
@@ -672,6 +763,7 @@ rst_event_decode (const char *data, size_t len, size_t *offset, char *err, size_
         s_err (err, errlen, "out of memory");
         return NULL;
     }
+    self->lead_id = self->tg_user_id = self->value_cents = RST_EVENT_NONE;
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
     size_t used = 0;

@@ -1,8 +1,8 @@
 /*  rst_event — the funnel event and its msgpack codec (schemas/events.md).
 
     Every event is one msgpack map with a schema version ("v"). Events are
-    born in the front (clicks) or the bots node (later: start, checkout,
-    payment), journaled there, and pushed downstream as ZeroMQ messages that
+    born in the front (clicks) or the bots node and payment webhooks (chat
+    events: start, checkout, payment), journaled there, and pushed downstream as ZeroMQ messages that
     hold one or more maps back to back. Downstream nodes decode them with
     rst_event_decode and must treat every byte as untrusted input: a decode
     failure is counted and dropped, never asserted (STYLE.md §6).
@@ -26,9 +26,16 @@
 #define RST_EVENT_ID_MAX         64     //  event_id and click_id length limit
 #define RST_EVENT_SHORT_MAX      64     //  src, pixel_id, pool_slug, bot, utm keys
 #define RST_EVENT_TIME_MS_MAX    253402300799999LL  //  9999-12-31T23:59:59.999Z
+#define RST_EVENT_OFFER_MAX      64     //  offer_id and order_id length limit
+#define RST_EVENT_CURRENCY_LEN   3      //  ISO 4217 code, three ASCII letters
+#define RST_EVENT_CURRENCY_DEFAULT "BRL"    //  what an absent currency means
+#define RST_EVENT_NONE           (-1)   //  an absent optional integer (lead_id, ...)
 
 typedef enum {
     RST_EVENT_CLICK = 1,    //  GET /go/<slug> that got a 302 → Meta PageView
+    RST_EVENT_START,        //  the lead started the bot → Meta ViewContent
+    RST_EVENT_CHECKOUT,     //  the lead asked to pay (charge created) → InitiateCheckout
+    RST_EVENT_PAYMENT,      //  the payment was confirmed → Purchase
 } rst_event_type_t;
 
 typedef struct {
@@ -53,6 +60,7 @@ typedef struct {
     int64_t bot_id;
     rst_str_t pixel_id;     //  Meta pixel (dataset) id
     rst_str_t click_id;     //  [A-Za-z0-9_-]{1,64}; the Telegram start parameter
+                            //  (chat events: the lead's click; absent = organic lead)
     rst_str_t pool_slug;
     rst_str_t bot_username;
     rst_str_t ip;           //  visitor address (after trusted-proxy resolution)
@@ -64,10 +72,20 @@ typedef struct {
     rst_str_t fbp;          //  from the _fbp cookie, as is
     size_t utm_count;
     rst_kv_t utm[RST_EVENT_MAX_UTM];
+    //  Chat events (start, checkout, payment). Optional integers are
+    //  RST_EVENT_NONE when absent (rst_event_init sets them so).
+    int64_t lead_id;        //  leads.id in the bots node, >= 1
+    int64_t tg_user_id;     //  the lead's Telegram user id, >= 1
+    rst_str_t offer_id;     //  <= 64 bytes; Meta content_ids
+    rst_str_t offer_name;   //  Meta content_name
+    int64_t value_cents;    //  >= 0, centavos; required for checkout and payment
+    rst_str_t currency;     //  three ASCII letters; absent = RST_EVENT_CURRENCY_DEFAULT
+    rst_str_t order_id;     //  1..64 bytes; required for payment (Meta order_id)
     void *arena;            //  owned storage of a decoded event; NULL for a built one
 } rst_event_t;
 
-//  Zeroes SELF and sets version to RST_EVENT_SCHEMA_VERSION.
+//  Zeroes SELF, sets version to RST_EVENT_SCHEMA_VERSION and the optional
+//  integers (lead_id, tg_user_id, value_cents) to RST_EVENT_NONE.
 void rst_event_init (rst_event_t *self);
 
 //  Makes a view of a NUL-terminated string (NULL gives an absent string).
@@ -92,8 +110,11 @@ rst_event_t *rst_event_decode (const char *data, size_t len, size_t *offset, cha
 //  Frees a decoded event and sets *SELF_P to NULL. Safe on NULL.
 void rst_event_destroy (rst_event_t **self_p);
 
-//  Name of a type ("click"), or "unknown".
+//  Name of a type ("click", "start", "checkout", "payment"), or "unknown".
 const char *rst_event_type_name (rst_event_type_t type);
+
+//  1 if TYPE is a chat-side event (start, checkout, payment), else 0.
+int rst_event_is_chat (rst_event_type_t type);
 
 //  Acknowledgements (schemas/events.md, "Acks"): one msgpack map
 //  {"v":1,"stage":S,"seqs":[...]} per ZeroMQ message, sent by a downstream

@@ -45,6 +45,15 @@
     and it measured at tens of thousands of rows per second here (see the
     integration test's log), far above what one front produces.
 
+    Chat events (start, checkout, payment; schemas/events.md) go to
+    funnel_events instead, with a second unnest INSERT ... ON CONFLICT
+    (event_id) DO NOTHING written after the clicks' statement (so a click
+    and its lead's start in one batch reach PostgreSQL click first, and
+    the enricher finds the click's fbc). Each statement is its own
+    transaction: an event is acked and forwarded only after its own
+    statement committed; a failure of the second keeps only the chat
+    events for the retry. They have the same row-by-row fallback.
+
     Column mapping (also in schemas/events.md): clicked_at = time_ms as
     timestamptz (exact to the millisecond); user_agent = ua; source = src;
     utm_source, utm_medium, utm_campaign, utm_content, utm_term = the value of
@@ -90,6 +99,7 @@
 #define S_PARAMS_PER_ROW    21
 #define S_INT_TEXT          24          //  room for an int64 as text
 #define S_UTM_COLUMNS       5
+#define S_CHAT_PARAMS       16          //  funnel_events columns we fill
 
 //  Columns and the SQL of one row; $N placeholders are numbered per row.
 static const char *s_insert_head =
@@ -114,6 +124,19 @@ static const char *s_insert_unnest =
     "$18::text[], $19::text[], $20::jsonb[], $21::text[]) "
     "AS u (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, "
     "c18, c19, c20) ON CONFLICT DO NOTHING";
+
+//  The chat events' batch INSERT (funnel_events), same shape as the clicks'.
+static const char *s_insert_chat =
+    "INSERT INTO funnel_events (event_id, type, owner_id, pool_id, bot_id, pixel_id, click_id, "
+    "lead_id, tg_user_id, offer_id, offer_name, value_cents, currency, order_id, happened_at, "
+    "source) "
+    "SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
+    "timestamptz 'epoch' + c14 * interval '1 millisecond', c15 "
+    "FROM unnest ($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], "
+    "$12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::text[]) "
+    "AS u (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15) "
+    "ON CONFLICT (event_id) DO NOTHING";
 
 static const char *s_utm_columns[S_UTM_COLUMNS] = {"utm_source", "utm_medium", "utm_campaign",
                                                    "utm_content", "utm_term"};
@@ -146,8 +169,10 @@ struct rst_recorder_t {
     int pg_attempts;                //  failed attempts in this episode
     int backoff_ms;
 
-    rst_event_t **batch;            //  batch_max slots; events owned
+    rst_event_t **batch;            //  batch_max slots: the clicks; events owned
     size_t count;
+    rst_event_t **chat;             //  batch_max slots: the chat events; owned
+    size_t nchat;
     int64_t deadline_ms;            //  batch_ms after the first event of the batch
 
     char *text;                     //  scratch: parameter text of one batch
@@ -156,6 +181,9 @@ struct rst_recorder_t {
     char *arrays;                   //  scratch: the 21 array literals of one batch
     size_t arrays_cap;
     char *sql_one;                  //  INSERT for one row (row-by-row fallback)
+    char *chat_text;                //  scratch: parameter text of the chat events
+    size_t chat_text_cap;
+    const char **chat_values;       //  scratch: S_CHAT_PARAMS * batch_max params
 
     rst_metrics_t *metrics;         //  owned by the loop's thread
     int m_delay;        //  click born → row committed
@@ -230,7 +258,7 @@ s_heartbeat (rst_recorder_t *self, int force)
     if (!force && now < self->next_heartbeat_ms)
         return;
     self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
-    rst_metrics_set (self->metrics, self->m_pending, (double) self->count);
+    rst_metrics_set (self->metrics, self->m_pending, (double) (self->count + self->nchat));
     rst_metrics_set (self->metrics, self->m_pg_up, self->pg && !self->pg_down ? 1 : 0);
     rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
 }
@@ -276,8 +304,10 @@ rst_recorder_new (const rst_config_t *cfg, const rst_topology_t *topo, int insta
 
     self->batch = calloc (self->batch_max, sizeof *self->batch);
     self->values = calloc (self->batch_max * S_PARAMS_PER_ROW, sizeof *self->values);
+    self->chat = calloc (self->batch_max, sizeof *self->chat);
+    self->chat_values = calloc (self->batch_max * S_CHAT_PARAMS, sizeof *self->chat_values);
     self->metrics = rst_metrics_new ();
-    if (!self->batch || !self->values || !self->metrics) {
+    if (!self->batch || !self->values || !self->chat || !self->chat_values || !self->metrics) {
         snprintf (err, errlen, "recorder: out of memory");
         goto fail;
     }
@@ -330,11 +360,16 @@ rst_recorder_destroy (rst_recorder_t **self_p)
     rst_recorder_t *self = *self_p;
     if (!self)
         return;
-    if (self->count)
+    if (self->count + self->nchat)
         rst_warn (S_CLS, "%zu events not stored at exit; their journals will replay them",
-                  self->count);
+                  self->count + self->nchat);
     for (size_t i = 0; i < self->count; i++)
         rst_event_destroy (&self->batch[i]);
+    for (size_t i = 0; i < self->nchat; i++)
+        rst_event_destroy (&self->chat[i]);
+    free (self->chat);
+    free (self->chat_values);
+    free (self->chat_text);
     if (self->pg)
         PQfinish (self->pg);
     rst_acks_destroy (&self->acks);
@@ -542,6 +577,73 @@ s_params (const rst_event_t *ev, const char **values, char **at)
     *at = p;
 }
 
+//  Upper bound of the parameter text of one chat event.
+static size_t
+s_chat_text_size (const rst_event_t *ev)
+{
+    const rst_str_t *strs[] = {&ev->event_id, &ev->pixel_id, &ev->click_id, &ev->offer_id,
+                               &ev->offer_name, &ev->currency, &ev->order_id, &ev->src};
+    size_t size = 7 * S_INT_TEXT + 16;      //  ints, the type name, "BRL"
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        size += 3 * strs[i]->len + 1;
+    return size;
+}
+
+//  Fills the S_CHAT_PARAMS parameters of the chat event EV (funnel_events
+//  columns, in s_insert_chat's order) into VALUES, their text at *AT
+//  (advanced). Absent optional fields are SQL NULL; an absent currency is
+//  RST_EVENT_CURRENCY_DEFAULT, a present one is stored in upper case.
+static void
+s_chat_params (const rst_event_t *ev, const char **values, char **at)
+{
+    char *p = *at;
+#define S_TEXT(idx, str)                                                                       \
+    do {                                                                                       \
+        if ((str).ptr) {                                                                       \
+            values[idx] = p;                                                                   \
+            p += s_clean_utf8 ((str).ptr, (str).len, p) + 1;                                   \
+        }                                                                                      \
+        else                                                                                   \
+            values[idx] = NULL;                                                                \
+    } while (0)
+#define S_INT(idx, v)                                                                          \
+    do {                                                                                       \
+        values[idx] = p;                                                                       \
+        p += snprintf (p, S_INT_TEXT, "%" PRId64, (int64_t) (v)) + 1;                          \
+    } while (0)
+#define S_OPT_INT(idx, v)                                                                      \
+    do {                                                                                       \
+        if ((v) != RST_EVENT_NONE)                                                             \
+            S_INT (idx, v);                                                                    \
+        else                                                                                   \
+            values[idx] = NULL;                                                                \
+    } while (0)
+    S_TEXT (0, ev->event_id);
+    S_TEXT (1, rst_str (rst_event_type_name (ev->type)));
+    S_INT (2, ev->owner_id);
+    S_INT (3, ev->pool_id);
+    S_INT (4, ev->bot_id);
+    S_TEXT (5, ev->pixel_id);
+    S_TEXT (6, ev->click_id);
+    S_OPT_INT (7, ev->lead_id);
+    S_OPT_INT (8, ev->tg_user_id);
+    S_TEXT (9, ev->offer_id);
+    S_TEXT (10, ev->offer_name);
+    S_OPT_INT (11, ev->value_cents);
+    values[12] = p;
+    rst_str_t cur = ev->currency.ptr ? ev->currency : rst_str (RST_EVENT_CURRENCY_DEFAULT);
+    for (size_t i = 0; i < cur.len; i++)    //  letters only (the decoder checked)
+        *p++ = (char) (cur.ptr[i] >= 'a' && cur.ptr[i] <= 'z' ? cur.ptr[i] - 32 : cur.ptr[i]);
+    *p++ = 0;
+    S_TEXT (13, ev->order_id);
+    S_INT (14, ev->time_ms);
+    S_TEXT (15, ev->src);
+#undef S_TEXT
+#undef S_INT
+#undef S_OPT_INT
+    *at = p;
+}
+
 //  Builds a VALUES INSERT for ROWS rows (the row-by-row fallback uses 1).
 //  Returns a new string or NULL.
 static char *
@@ -586,7 +688,7 @@ s_pg_failed (rst_recorder_t *self, const char *what, const char *why)
             if (*c == '\n')
                 *c = ' ';
         rst_error (S_CLS, "PostgreSQL: %s: %s; keeping %zu events, retrying with backoff "
-                   "(no acks until it is back)", what, line, self->count);
+                   "(no acks until it is back)", what, line, self->count + self->nchat);
     }
 }
 
@@ -652,12 +754,12 @@ s_count_acks (rst_recorder_t *self, rst_acks_tally_t tally)
         rst_metrics_inc (self->metrics, self->m_ack_fail, (double) tally.failed);
 }
 
-//  Acknowledges every event of the batch (all stored) to its journal.
+//  Acknowledges COUNT stored EVENTS to their journals.
 static void
-s_ack_batch (rst_recorder_t *self)
+s_ack_events (rst_recorder_t *self, rst_event_t *const *events, size_t count)
 {
-    for (size_t i = 0; i < self->count; i++) {
-        const rst_event_t *ev = self->batch[i];
+    for (size_t i = 0; i < count; i++) {
+        const rst_event_t *ev = events[i];
         if (rst_acks_add (self->acks, ev->src.ptr, ev->src.len, ev->seq))
             rst_warn (S_CLS, "event %s: source %.*s has no ack endpoint in the topology",
                       ev->event_id.ptr, (int) ev->src.len, ev->src.ptr);
@@ -788,15 +890,16 @@ s_insert_rows (rst_recorder_t *self)
     return result;
 }
 
-//  Builds, from the per-row parameters in self->values, one PostgreSQL array
-//  literal per column ({"a","b",NULL}) into self->arrays, and points
-//  COLUMNS[c] at each. Returns 0, or -1 when out of memory.
+//  Builds, from the per-row parameters VALUES (ROWS rows of NCOLS), one
+//  PostgreSQL array literal per column ({"a","b",NULL}) into self->arrays,
+//  and points COLUMNS[c] at each. Returns 0, or -1 when out of memory.
 static int
-s_build_arrays (rst_recorder_t *self, const char *columns[S_PARAMS_PER_ROW])
+s_build_arrays (rst_recorder_t *self, const char *const *values, size_t rows, size_t ncols,
+                const char **columns)
 {
-    size_t need = S_PARAMS_PER_ROW * 3;
-    for (size_t i = 0; i < self->count * S_PARAMS_PER_ROW; i++)
-        need += self->values[i] ? 2 * strlen (self->values[i]) + 3 : 5;
+    size_t need = ncols * 3;
+    for (size_t i = 0; i < rows * ncols; i++)
+        need += values[i] ? 2 * strlen (values[i]) + 3 : 5;
     if (need > self->arrays_cap) {
         char *arrays = realloc (self->arrays, need);
         if (!arrays)
@@ -805,13 +908,13 @@ s_build_arrays (rst_recorder_t *self, const char *columns[S_PARAMS_PER_ROW])
         self->arrays_cap = need;
     }
     char *p = self->arrays;
-    for (size_t c = 0; c < S_PARAMS_PER_ROW; c++) {
+    for (size_t c = 0; c < ncols; c++) {
         columns[c] = p;
         *p++ = '{';
-        for (size_t r = 0; r < self->count; r++) {
+        for (size_t r = 0; r < rows; r++) {
             if (r)
                 *p++ = ',';
-            const char *v = self->values[r * S_PARAMS_PER_ROW + c];
+            const char *v = values[r * ncols + c];
             if (!v) {
                 memcpy (p, "NULL", 4);
                 p += 4;
@@ -832,13 +935,170 @@ s_build_arrays (rst_recorder_t *self, const char *columns[S_PARAMS_PER_ROW])
     return 0;
 }
 
-//  Writes the batch: insert, then ack. Retries until it worked or STOP.
-//  Returns 0 when the batch is empty afterwards, -1 when STOP interrupted
-//  the retries (the batch is kept, unacknowledged).
+//  Writes the clicks of the batch (one statement), acks and forwards them.
+//  Returns S_PG_OK (the clicks are gone from the batch) or S_PG_RETRY (they
+//  are kept; a failure was noted).
+static s_pg_result_t
+s_write_clicks (rst_recorder_t *self)
+{
+    if (s_prepare_params (self)) {
+        rst_error (S_CLS, "out of memory preparing %zu rows", self->count);
+        return S_PG_RETRY;
+    }
+    const char *columns[S_PARAMS_PER_ROW];
+    if (s_build_arrays (self, self->values, self->count, S_PARAMS_PER_ROW, columns)) {
+        rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
+        return S_PG_RETRY;
+    }
+    long affected = 0;
+    char why[512];
+    double started = (double) rst_clock_mono_ns () / 1e9;
+    s_pg_result_t r = s_exec (self, s_insert_unnest, S_PARAMS_PER_ROW, columns, &affected, why,
+                              sizeof why);
+    if (r == S_PG_OK) {
+        rst_metrics_observe (self->metrics, self->m_latency,
+                             (double) rst_clock_mono_ns () / 1e9 - started);
+        for (size_t i = 0; i < self->count; i++)
+            s_observe_delay (self, self->batch[i]);
+        rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
+        rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
+        s_ack_events (self, self->batch, self->count);
+        s_forward (self, self->batch, self->count);
+        s_clear_batch (self);
+        return S_PG_OK;
+    }
+    if (r == S_PG_DATA) {
+        for (char *c = why; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        rst_warn (S_CLS, "PostgreSQL refused a batch of %zu clicks (%s); inserting them "
+                  "one by one", self->count, why);
+        rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
+        return s_insert_rows (self);
+    }
+    s_pg_failed (self, "insert", why);
+    return S_PG_RETRY;
+}
+
+//  Prepares the parameters of the chat events. Returns 0 or -1 (no memory).
+static int
+s_prepare_chat (rst_recorder_t *self)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < self->nchat; i++)
+        need += s_chat_text_size (self->chat[i]);
+    if (need > self->chat_text_cap) {
+        char *grown = realloc (self->chat_text, need);
+        if (!grown)
+            return -1;
+        self->chat_text = grown;
+        self->chat_text_cap = need;
+    }
+    char *at = self->chat_text;
+    for (size_t i = 0; i < self->nchat; i++)
+        s_chat_params (self->chat[i], self->chat_values + i * S_CHAT_PARAMS, &at);
+    assert ((size_t) (at - self->chat_text) <= need);
+    return 0;
+}
+
+//  Inserts the chat events one by one after their statement was refused for
+//  its data (same rules as s_insert_rows: stored rows are acked and
+//  forwarded, refused rows dropped without ack). Returns S_PG_OK or
+//  S_PG_RETRY (untried rows stay).
+static s_pg_result_t
+s_insert_chat_rows (rst_recorder_t *self)
+{
+    size_t kept = 0;
+    s_pg_result_t result = S_PG_OK;
+    for (size_t i = 0; i < self->nchat; i++) {
+        rst_event_t *ev = self->chat[i];
+        if (result == S_PG_RETRY) {
+            self->chat[kept++] = ev;
+            continue;
+        }
+        const char *columns[S_CHAT_PARAMS];
+        long affected = 0;
+        char why[512];
+        s_pg_result_t r = S_PG_RETRY;
+        if (s_build_arrays (self, self->chat_values + i * S_CHAT_PARAMS, 1, S_CHAT_PARAMS,
+                            columns))
+            snprintf (why, sizeof why, "out of memory");
+        else
+            r = s_exec (self, s_insert_chat, S_CHAT_PARAMS, columns, &affected, why, sizeof why);
+        if (r == S_PG_OK) {
+            rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
+            s_ack_events (self, &ev, 1);
+            s_forward (self, &ev, 1);
+            rst_event_destroy (&ev);
+        }
+        else if (r == S_PG_DATA) {
+            for (char *c = why; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+            rst_error (S_CLS, "PostgreSQL refused %s event %s from %.*s seq %" PRIu64
+                       ": %s; not acked, it stays in the journal",
+                       rst_event_type_name (ev->type), ev->event_id.ptr, (int) ev->src.len,
+                       ev->src.ptr, ev->seq, why);
+            rst_metrics_inc (self->metrics, self->m_rejected, 1);
+            rst_event_destroy (&ev);
+        }
+        else {
+            s_pg_failed (self, "insert", why);
+            result = S_PG_RETRY;
+            self->chat[kept++] = ev;
+        }
+    }
+    self->nchat = kept;
+    return result;
+}
+
+//  Writes the chat events of the batch into funnel_events (one statement),
+//  acks and forwards them. Returns S_PG_OK (they are gone from the batch)
+//  or S_PG_RETRY (kept; a failure was noted).
+static s_pg_result_t
+s_write_chat (rst_recorder_t *self)
+{
+    const char *columns[S_CHAT_PARAMS];
+    if (s_prepare_chat (self)
+        || s_build_arrays (self, self->chat_values, self->nchat, S_CHAT_PARAMS, columns)) {
+        rst_error (S_CLS, "out of memory building an INSERT of %zu chat events", self->nchat);
+        return S_PG_RETRY;
+    }
+    long affected = 0;
+    char why[512];
+    s_pg_result_t r = s_exec (self, s_insert_chat, S_CHAT_PARAMS, columns, &affected, why,
+                              sizeof why);
+    if (r == S_PG_OK) {
+        rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
+        rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->nchat - affected));
+        s_ack_events (self, self->chat, self->nchat);
+        s_forward (self, self->chat, self->nchat);
+        for (size_t i = 0; i < self->nchat; i++)
+            rst_event_destroy (&self->chat[i]);
+        self->nchat = 0;
+        return S_PG_OK;
+    }
+    if (r == S_PG_DATA) {
+        for (char *c = why; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        rst_warn (S_CLS, "PostgreSQL refused a batch of %zu chat events (%s); inserting them "
+                  "one by one", self->nchat, why);
+        rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
+        return s_insert_chat_rows (self);
+    }
+    s_pg_failed (self, "insert", why);
+    return S_PG_RETRY;
+}
+
+//  Writes the batch: clicks first, then chat events; each part is acked
+//  once its statement committed. Retries until it worked or STOP. Returns
+//  0 when the batch is empty afterwards, -1 when STOP interrupted the
+//  retries (what is left is kept, unacknowledged).
 static int
 s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
 {
-    while (self->count > 0) {
+    while (self->count > 0 || self->nchat > 0) {
         if (!self->pg) {
             char why[512];
             self->pg = rst_db_connect (self->cfg, why, sizeof why);
@@ -847,46 +1107,13 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
                 goto backoff;
             }
         }
-        if (s_prepare_params (self)) {
-            rst_error (S_CLS, "out of memory preparing %zu rows", self->count);
-            goto backoff;
-        }
-        const char *columns[S_PARAMS_PER_ROW];
-        if (s_build_arrays (self, columns)) {
-            rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
-            goto backoff;
-        }
-        long affected = 0;
-        char why[512];
-        double started = (double) rst_clock_mono_ns () / 1e9;
-        s_pg_result_t r = s_exec (self, s_insert_unnest, S_PARAMS_PER_ROW, columns, &affected,
-                                  why, sizeof why);
-        if (r == S_PG_OK) {
-            rst_metrics_observe (self->metrics, self->m_latency, (double) rst_clock_mono_ns () / 1e9 - started);
-            for (size_t i = 0; i < self->count; i++)
-                s_observe_delay (self, self->batch[i]);
-            rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
-            rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
-            s_pg_ok (self);
-            s_ack_batch (self);
-            s_forward (self, self->batch, self->count);
-            s_clear_batch (self);
-            return 0;
-        }
-        if (r == S_PG_DATA) {
-            for (char *c = why; *c; c++)
-                if (*c == '\n')
-                    *c = ' ';
-            rst_warn (S_CLS, "PostgreSQL refused a batch of %zu clicks (%s); inserting them "
-                      "one by one", self->count, why);
-            rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
-            if (s_insert_rows (self) == S_PG_OK) {
-                s_pg_ok (self);
-                return 0;
-            }
-        }
-        else
-            s_pg_failed (self, "insert", why);
+        if (self->count > 0 && s_write_clicks (self) != S_PG_OK)
+            goto failed;
+        if (self->nchat > 0 && s_write_chat (self) != S_PG_OK)
+            goto failed;
+        s_pg_ok (self);
+        return 0;
+    failed:
         if (PQstatus (self->pg) != CONNECTION_OK) {
             PQfinish (self->pg);
             self->pg = NULL;
@@ -936,10 +1163,13 @@ s_take_message (rst_recorder_t *self, const char *data, size_t len,
             continue;
         }
         rst_metrics_inc (self->metrics, self->m_received, 1);
-        if (self->count == 0)
+        if (self->count + self->nchat == 0)
             self->deadline_ms = rst_clock_mono_ms () + self->batch_ms;
-        self->batch[self->count++] = ev;
-        if (self->count == self->batch_max && s_flush (self, stop))
+        if (rst_event_is_chat (ev->type))
+            self->chat[self->nchat++] = ev;
+        else
+            self->batch[self->count++] = ev;
+        if (self->count + self->nchat == self->batch_max && s_flush (self, stop))
             return -1;
     }
     return 0;
@@ -982,7 +1212,7 @@ rst_recorder_run (rst_recorder_t *self, volatile sig_atomic_t *stop)
     while (!*stop) {
         int64_t now = rst_clock_mono_ms ();
         int64_t wake = self->next_heartbeat_ms;
-        if (self->count && self->deadline_ms < wake)
+        if (self->count + self->nchat && self->deadline_ms < wake)
             wake = self->deadline_ms;
         long timeout = wake > now ? (long) (wake - now) : 0;
         zmq_pollitem_t item = {self->in, 0, ZMQ_POLLIN, 0};
@@ -997,14 +1227,15 @@ rst_recorder_run (rst_recorder_t *self, volatile sig_atomic_t *stop)
         if (n > 0 && (item.revents & ZMQ_POLLIN) && s_drain (self, S_DRAIN_MAX, stop) < 0
             && *stop)
             break;
-        if (self->count && rst_clock_mono_ms () >= self->deadline_ms)
+        if (self->count + self->nchat && rst_clock_mono_ms () >= self->deadline_ms)
             s_flush (self, stop);
         s_heartbeat (self, 0);
     }
     //  Stopping: take what is already queued and write it, one attempt (STOP
     //  is raised, so a failed write does not wait for a retry).
     if (*stop) {
-        rst_info (S_CLS, "stopping: writing the current batch (%zu events)", self->count);
+        rst_info (S_CLS, "stopping: writing the current batch (%zu events)",
+                  self->count + self->nchat);
         s_drain (self, S_DRAIN_MAX, stop);
         s_flush (self, stop);
     }

@@ -45,15 +45,36 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             continue;
         }
         S_CHECK (ev->version == RST_EVENT_SCHEMA_VERSION);
-        S_CHECK (ev->type == RST_EVENT_CLICK);
+        S_CHECK (ev->type == RST_EVENT_CLICK || rst_event_is_chat (ev->type));
         s_check_str (ev->event_id, RST_EVENT_ID_MAX);
-        s_check_str (ev->click_id, RST_EVENT_ID_MAX);
         s_check_str (ev->src, RST_EVENT_SHORT_MAX);
         s_check_str (ev->pixel_id, RST_EVENT_SHORT_MAX);
-        s_check_str (ev->ip, RST_EVENT_MAX_BYTES);
-        s_check_str (ev->user_agent, RST_EVENT_MAX_BYTES);
-        s_check_str (ev->url, RST_EVENT_MAX_BYTES);
-        S_CHECK (ev->seq > 0 && ev->time_ms > 0 && ev->owner_id > 0);
+        S_CHECK (ev->seq > 0 && ev->time_ms > 0 && ev->owner_id > 0 && ev->bot_id > 0);
+        if (ev->type == RST_EVENT_CLICK) {
+            s_check_str (ev->click_id, RST_EVENT_ID_MAX);
+            s_check_str (ev->ip, RST_EVENT_MAX_BYTES);
+            s_check_str (ev->user_agent, RST_EVENT_MAX_BYTES);
+            s_check_str (ev->url, RST_EVENT_MAX_BYTES);
+            S_CHECK (ev->pool_id > 0);
+        }
+        else {
+            //  A chat event names its lead, and carries what its type needs.
+            S_CHECK (ev->pool_id >= 0);
+            S_CHECK (ev->click_id.ptr || ev->tg_user_id > 0);
+            if (ev->click_id.ptr)
+                s_check_str (ev->click_id, RST_EVENT_ID_MAX);
+            if (ev->type != RST_EVENT_START)
+                S_CHECK (ev->value_cents >= 0);
+            if (ev->type == RST_EVENT_PAYMENT)
+                s_check_str (ev->order_id, RST_EVENT_OFFER_MAX);
+            if (ev->currency.ptr)
+                s_check_str (ev->currency, RST_EVENT_CURRENCY_LEN);
+            if (ev->offer_id.ptr)
+                s_check_str (ev->offer_id, RST_EVENT_OFFER_MAX);
+        }
+        S_CHECK (ev->lead_id == RST_EVENT_NONE || ev->lead_id > 0);
+        S_CHECK (ev->tg_user_id == RST_EVENT_NONE || ev->tg_user_id > 0);
+        S_CHECK (ev->value_cents == RST_EVENT_NONE || ev->value_cents >= 0);
         S_CHECK (ev->utm_count <= RST_EVENT_MAX_UTM);
         for (size_t i = 0; i < ev->utm_count; i++) {
             s_check_str (ev->utm[i].key, RST_EVENT_SHORT_MAX);

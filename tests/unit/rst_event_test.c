@@ -566,6 +566,250 @@ test_missing_required_field (void **state)
     msgpack_sbuffer_destroy (&sb);
 }
 
+//  --------------------------------------------------------------------------
+//  Chat events (start, checkout, payment): the bots node and the payment
+//  webhooks build them; the pipeline carries them to Meta.
+
+//  A chat event of TYPE for the lead of s_sample_click's click.
+static void
+s_sample_chat (rst_event_t *ev, rst_event_type_t type)
+{
+    rst_event_init (ev);
+    ev->type = type;
+    ev->event_id = rst_str (type == RST_EVENT_START      ? "st-0001"
+                            : type == RST_EVENT_CHECKOUT ? "co-0001"
+                                                         : "pay-0001");
+    ev->src = rst_str ("bots.0");
+    ev->seq = 7;
+    ev->time_ms = 1764386460123;
+    ev->owner_id = 1;
+    ev->pool_id = 7;
+    ev->bot_id = 3;
+    ev->pixel_id = rst_str ("123456789012345");
+    ev->click_id = rst_str ("Ab3_x-9QzLmN0pRsTuVwXy12");
+    ev->lead_id = 55;
+    ev->tg_user_id = 777000111;
+    if (type != RST_EVENT_START) {
+        ev->offer_id = rst_str ("curso-1");
+        ev->offer_name = rst_str ("Curso Completo");
+        ev->value_cents = 4990;
+        ev->currency = rst_str ("BRL");
+    }
+    if (type == RST_EVENT_PAYMENT)
+        ev->order_id = rst_str ("pix-000123");
+}
+
+//  Packs EV, decodes it, checks every chat field survived. Returns the
+//  decoded event (the caller destroys it).
+static rst_event_t *
+s_chat_round_trip (const rst_event_t *ev)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal (rst_event_pack (ev, &pk), 0);
+    size_t off = 0;
+    char err[160] = "";
+    rst_event_t *back = rst_event_decode (sb.data, sb.size, &off, err, sizeof err);
+    if (!back)
+        fail_msg ("decoder refused a packed %s: %s", rst_event_type_name (ev->type), err);
+    assert_int_equal (off, sb.size);
+    msgpack_sbuffer_destroy (&sb);
+    assert_int_equal (back->type, ev->type);
+    assert_true (s_str_eq (back->event_id, ev->event_id));
+    assert_true (s_str_eq (back->src, ev->src));
+    assert_true (back->seq == ev->seq);
+    assert_true (back->time_ms == ev->time_ms);
+    assert_true (back->owner_id == ev->owner_id);
+    assert_true (back->pool_id == ev->pool_id);
+    assert_true (back->bot_id == ev->bot_id);
+    assert_true (s_str_eq (back->pixel_id, ev->pixel_id));
+    assert_true (s_str_eq (back->click_id, ev->click_id));
+    assert_true (back->lead_id == ev->lead_id);
+    assert_true (back->tg_user_id == ev->tg_user_id);
+    assert_true (s_str_eq (back->offer_id, ev->offer_id));
+    assert_true (s_str_eq (back->offer_name, ev->offer_name));
+    assert_true (back->value_cents == ev->value_cents);
+    assert_true (s_str_eq (back->currency, ev->currency));
+    assert_true (s_str_eq (back->order_id, ev->order_id));
+    //  Click-only fields stay absent.
+    assert_null (back->ip.ptr);
+    assert_null (back->user_agent.ptr);
+    assert_null (back->url.ptr);
+    return back;
+}
+
+static void
+test_chat_round_trip (void **state)
+{
+    (void) state;
+    rst_event_type_t types[] = {RST_EVENT_START, RST_EVENT_CHECKOUT, RST_EVENT_PAYMENT};
+    const char *names[] = {"start", "checkout", "payment"};
+    for (size_t i = 0; i < 3; i++) {
+        rst_event_t ev;
+        s_sample_chat (&ev, types[i]);
+        assert_true (rst_event_is_chat (types[i]));
+        assert_string_equal (rst_event_type_name (types[i]), names[i]);
+        rst_event_t *back = s_chat_round_trip (&ev);
+        rst_event_destroy (&back);
+    }
+    assert_false (rst_event_is_chat (RST_EVENT_CLICK));
+
+    //  A start with no optional key at all: the optional integers stay NONE.
+    rst_event_t ev;
+    s_sample_chat (&ev, RST_EVENT_START);
+    ev.lead_id = ev.tg_user_id = RST_EVENT_NONE;
+    rst_event_t *back = s_chat_round_trip (&ev);
+    assert_true (back->lead_id == RST_EVENT_NONE);
+    assert_true (back->value_cents == RST_EVENT_NONE);
+    assert_null (back->currency.ptr);
+    rst_event_destroy (&back);
+
+    //  An organic lead: pool 0, no click_id, named by its Telegram user id.
+    s_sample_chat (&ev, RST_EVENT_PAYMENT);
+    ev.pool_id = 0;
+    ev.click_id = rst_str (NULL);
+    ev.value_cents = 0;     //  a free offer is still a value
+    back = s_chat_round_trip (&ev);
+    assert_true (back->pool_id == 0);
+    assert_true (back->value_cents == 0);
+    rst_event_destroy (&back);
+}
+
+//  Packs a chat map of TYPE key by key, leaving out OMIT (may be NULL) and
+//  replacing the value of REPLACE by REPLACE_FN.
+static void
+s_pack_chat_raw (msgpack_packer *pk, const char *type, const char *omit, const char *replace,
+                 s_value_fn *replace_fn)
+{
+    const char *keys[] = {"v",        "type",     "event_id", "src",      "seq",
+                          "time_ms",  "owner_id", "pool_id",  "bot_id",   "pixel_id",
+                          "click_id", "value_cents", "order_id", "currency"};
+    size_t nkeys = sizeof keys / sizeof keys[0];
+    msgpack_pack_map (pk, nkeys - (omit ? 1 : 0));
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *k = keys[i];
+        if (omit && !strcmp (k, omit))
+            continue;
+        s_key (pk, k);
+        if (replace && !strcmp (k, replace))
+            replace_fn (pk);
+        else if (!strcmp (k, "type"))
+            s_key (pk, type);
+        else if (!strcmp (k, "value_cents"))
+            msgpack_pack_int (pk, 4990);
+        else if (!strcmp (k, "currency"))
+            s_key (pk, "BRL");
+        else if (!strcmp (k, "order_id"))
+            s_key (pk, "pix-1");
+        else
+            s_raw_default (pk, k);
+    }
+}
+
+static void
+s_chat_rejected (const char *type, const char *omit, const char *replace, s_value_fn *fn,
+                 const char *what)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    s_pack_chat_raw (&pk, type, omit, replace, fn);
+    size_t off = s_expect_reject (sb.data, sb.size, what);
+    assert_int_equal (off, sb.size);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void s_v_cur_digits (msgpack_packer *pk) { s_key (pk, "R$1"); }
+static void s_v_cur_long (msgpack_packer *pk) { s_key (pk, "BRLX"); }
+
+static void
+test_chat_missing_required_field (void **state)
+{
+    (void) state;
+    const char *types[] = {"start", "checkout", "payment"};
+    const char *common[] = {"event_id", "src",    "seq",     "time_ms",
+                            "owner_id", "pool_id", "bot_id", "pixel_id"};
+    for (size_t t = 0; t < 3; t++) {
+        //  The full raw map decodes, whatever the type (unused keys are fine).
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init (&sb);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+        s_pack_chat_raw (&pk, types[t], NULL, NULL, NULL);
+        size_t off = 0;
+        char err[160] = "";
+        rst_event_t *ev = rst_event_decode (sb.data, sb.size, &off, err, sizeof err);
+        if (!ev)
+            fail_msg ("%s refused: %s", types[t], err);
+        rst_event_destroy (&ev);
+        //  ip, ua and url are click-only: no chat map above has them.
+        //  click_id is optional when the lead is organic... but then a
+        //  tg_user_id must name the lead.
+        msgpack_sbuffer_clear (&sb);
+        s_pack_chat_raw (&pk, types[t], "click_id", NULL, NULL);
+        s_expect_reject (sb.data, sb.size, "missing required field click_id (or tg_user_id)");
+        msgpack_sbuffer_destroy (&sb);
+        for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) {
+            char what[64];
+            snprintf (what, sizeof what, "missing required field %s", common[i]);
+            s_chat_rejected (types[t], common[i], NULL, NULL, what);
+        }
+    }
+    s_chat_rejected ("checkout", "value_cents", NULL, NULL,
+                     "checkout: missing required field value_cents");
+    s_chat_rejected ("payment", "value_cents", NULL, NULL,
+                     "payment: missing required field value_cents");
+    s_chat_rejected ("payment", "order_id", NULL, NULL, "payment: missing required field order_id");
+    //  Ranges and formats of the new keys.
+    s_chat_rejected ("payment", NULL, "value_cents", s_v_neg, "value_cents: out of range");
+    s_chat_rejected ("payment", NULL, "value_cents", s_v_float, "value_cents: wrong type");
+    s_chat_rejected ("payment", NULL, "value_cents", s_v_nil,
+                     "missing required field value_cents");
+    s_chat_rejected ("payment", NULL, "order_id", s_v_id65, "order_id: too long (65 > 64");
+    s_chat_rejected ("payment", NULL, "currency", s_v_cur_digits, "currency: invalid character");
+    s_chat_rejected ("payment", NULL, "currency", s_v_cur_long, "currency: too long");
+    s_chat_rejected ("start", NULL, "pool_id", s_v_neg, "pool_id: out of range");
+    s_chat_rejected ("purchase", NULL, NULL, NULL, "unknown event type");
+    //  pool_id 0 is an organic chat event, but never a click.
+    s_raw_rejected ((s_raw_t){.replace = "pool_id", .replace_fn = s_v_zero},
+                    "pool_id: out of range (0)");
+
+    //  The packer refuses the same, writing nothing.
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    rst_event_t ev;
+    s_sample_chat (&ev, RST_EVENT_PAYMENT);
+    ev.order_id = rst_str (NULL);
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    s_sample_chat (&ev, RST_EVENT_CHECKOUT);
+    ev.value_cents = RST_EVENT_NONE;
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    s_sample_chat (&ev, RST_EVENT_CHECKOUT);
+    ev.value_cents = -5;
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    s_sample_chat (&ev, RST_EVENT_START);
+    ev.click_id = rst_str (NULL);
+    ev.tg_user_id = RST_EVENT_NONE;
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    s_sample_chat (&ev, RST_EVENT_START);
+    ev.bot_id = 0;
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    s_sample_chat (&ev, RST_EVENT_START);
+    ev.lead_id = 0;
+    assert_int_equal (rst_event_pack (&ev, &pk), -1);
+    rst_event_t click;
+    s_sample_click (&click);
+    click.pool_id = 0;
+    assert_int_equal (rst_event_pack (&click, &pk), -1);
+    assert_int_equal (sb.size, 0);
+    msgpack_sbuffer_destroy (&sb);
+}
+
 static void
 test_multi_event_message_with_bad_one (void **state)
 {
@@ -722,6 +966,29 @@ s_write_seeds (const char *dir)
     rc |= s_write_file (dir, "message_two_small", sb.data, sb.size);
     msgpack_sbuffer_clear (&sb);
 
+    //  Chat events: one per type, and an organic payment.
+    static const struct {
+        rst_event_type_t type;
+        const char *name;
+    } chats[] = {{RST_EVENT_START, "start"},
+                 {RST_EVENT_CHECKOUT, "checkout"},
+                 {RST_EVENT_PAYMENT, "payment"}};
+    for (size_t i = 0; i < sizeof chats / sizeof chats[0]; i++) {
+        rst_event_t chat;
+        s_sample_chat (&chat, chats[i].type);
+        rst_event_pack (&chat, &pk);
+        rc |= s_write_file (dir, chats[i].name, sb.data, sb.size);
+        msgpack_sbuffer_clear (&sb);
+    }
+    rst_event_t organic;
+    s_sample_chat (&organic, RST_EVENT_PAYMENT);
+    organic.pool_id = 0;
+    organic.click_id = rst_str (NULL);
+    organic.currency = rst_str (NULL);
+    rst_event_pack (&organic, &pk);
+    rc |= s_write_file (dir, "payment_organic", sb.data, sb.size);
+    msgpack_sbuffer_clear (&sb);
+
     uint64_t seqs[] = {1, 2, 3};
     rst_ack_pack (&pk, 1, seqs, 3);
     rc |= s_write_file (dir, "ack", sb.data, sb.size);
@@ -745,6 +1012,8 @@ main (int argc, char **argv)
         cmocka_unit_test (test_overlong_ids),
         cmocka_unit_test (test_too_many_utm),
         cmocka_unit_test (test_missing_required_field),
+        cmocka_unit_test (test_chat_round_trip),
+        cmocka_unit_test (test_chat_missing_required_field),
         cmocka_unit_test (test_multi_event_message_with_bad_one),
         cmocka_unit_test (test_ack_round_trip_and_bad_acks),
     };
