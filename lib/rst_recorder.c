@@ -100,13 +100,7 @@
 #define S_INT_TEXT          24          //  room for an int64 as text
 #define S_UTM_COLUMNS       5
 #define S_CHAT_PARAMS       16          //  funnel_events columns we fill
-
-//  Columns and the SQL of one row; $N placeholders are numbered per row.
-static const char *s_insert_head =
-    "INSERT INTO clicks (click_id, event_id, owner_id, pool_id, bot_id, pixel_id, clicked_at, "
-    "ip, user_agent, url, referer, fbclid, fbc, fbp, utm_source, utm_medium, utm_campaign, "
-    "utm_content, utm_term, utm, source) VALUES ";
-static const char *s_insert_tail = " ON CONFLICT DO NOTHING";
+#define S_PARAMS_MAX        S_PARAMS_PER_ROW    //  the wider of the two
 
 //  The batch INSERT: one array parameter per column, so PostgreSQL parses
 //  and plans a 21-parameter statement whatever the batch size (a VALUES list
@@ -180,7 +174,6 @@ struct rst_recorder_t {
     const char **values;            //  scratch: S_PARAMS_PER_ROW * batch_max params
     char *arrays;                   //  scratch: the 21 array literals of one batch
     size_t arrays_cap;
-    char *sql_one;                  //  INSERT for one row (row-by-row fallback)
     char *chat_text;                //  scratch: parameter text of the chat events
     size_t chat_text_cap;
     const char **chat_values;       //  scratch: S_CHAT_PARAMS * batch_max params
@@ -385,7 +378,6 @@ rst_recorder_destroy (rst_recorder_t **self_p)
     free (self->values);
     free (self->text);
     free (self->arrays);
-    free (self->sql_one);
     free (self);
     *self_p = NULL;
 }
@@ -644,32 +636,6 @@ s_chat_params (const rst_event_t *ev, const char **values, char **at)
     *at = p;
 }
 
-//  Builds a VALUES INSERT for ROWS rows (the row-by-row fallback uses 1).
-//  Returns a new string or NULL.
-static char *
-s_build_sql (size_t rows)
-{
-    static const char *row_fmt =
-        "%s($%zu::text,$%zu::text,$%zu::bigint,$%zu::bigint,$%zu::bigint,$%zu::text,"
-        "timestamptz 'epoch' + $%zu::bigint * interval '1 millisecond',"
-        "$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,"
-        "$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::text,$%zu::jsonb,$%zu::text)";
-    size_t cap = strlen (s_insert_head) + strlen (s_insert_tail) + rows * 400 + 1;
-    char *sql = malloc (cap);
-    if (!sql)
-        return NULL;
-    size_t len = (size_t) snprintf (sql, cap, "%s", s_insert_head);
-    for (size_t r = 0; r < rows; r++) {
-        size_t b = r * S_PARAMS_PER_ROW;
-        len += (size_t) snprintf (sql + len, cap - len, row_fmt, r ? "," : "", b + 1, b + 2,
-                                  b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10,
-                                  b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
-                                  b + 18, b + 19, b + 20, b + 21);
-    }
-    snprintf (sql + len, cap - len, "%s", s_insert_tail);
-    return sql;
-}
-
 //  --------------------------------------------------------------------------
 //  PostgreSQL
 
@@ -789,14 +755,6 @@ s_forward (rst_recorder_t *self, rst_event_t *const *events, size_t count)
         rst_metrics_inc (self->metrics, self->m_forward_fail, (double) count);
 }
 
-static void
-s_clear_batch (rst_recorder_t *self)
-{
-    for (size_t i = 0; i < self->count; i++)
-        rst_event_destroy (&self->batch[i]);
-    self->count = 0;
-}
-
 //  --------------------------------------------------------------------------
 //  Writing a batch
 
@@ -817,77 +775,57 @@ s_pause (rst_recorder_t *self, int ms, volatile sig_atomic_t *stop)
     return 1;
 }
 
-//  Prepares parameter text for the whole batch. Returns 0 or -1 (no memory).
-static int
-s_prepare_params (rst_recorder_t *self)
+//  One part of a batch: the clicks (→ clicks) or the chat events
+//  (→ funnel_events). Both are written the same way; this says where their
+//  events, scratch buffers and statement are.
+typedef struct {
+    const char *what;               //  "clicks", "chat events": for the logs
+    const char *sql;                //  the unnest INSERT
+    size_t ncols;                   //  parameters (array columns) per row
+    size_t (*text_size) (const rst_event_t *ev);
+    void (*params) (const rst_event_t *ev, const char **values, char **at);
+    int observe_delay;              //  feed rastro_click_store_delay_seconds
+    rst_event_t **events;           //  the part's events (owned by the recorder)
+    size_t *count;
+    char **text;                    //  parameter text scratch
+    size_t *text_cap;
+    const char **values;            //  ncols * batch_max parameter slots
+} s_part_t;
+
+static s_part_t
+s_clicks_part (rst_recorder_t *self)
 {
-    size_t need = 1;
-    for (size_t i = 0; i < self->count; i++)
-        need += s_text_size (self->batch[i]);
-    if (need > self->text_cap) {
-        char *grown = realloc (self->text, need);
-        if (!grown)
-            return -1;
-        self->text = grown;
-        self->text_cap = need;
-    }
-    char *at = self->text;
-    for (size_t i = 0; i < self->count; i++)
-        s_params (self->batch[i], self->values + i * S_PARAMS_PER_ROW, &at);
-    assert ((size_t) (at - self->text) <= need);
-    return 0;
+    return (s_part_t) {"clicks", s_insert_unnest, S_PARAMS_PER_ROW, s_text_size, s_params, 1,
+                       self->batch, &self->count, &self->text, &self->text_cap, self->values};
 }
 
-//  Inserts the rows one by one after the batch statement was refused for its
-//  data: rows PostgreSQL accepts are kept (and acked by the caller), rows it
-//  refuses are dropped without ack. Returns S_PG_OK or S_PG_RETRY (then the
-//  rows not yet tried are still in the batch; the ones stored are acked).
-static s_pg_result_t
-s_insert_rows (rst_recorder_t *self)
+static s_part_t
+s_chat_part (rst_recorder_t *self)
 {
-    if (!self->sql_one && !(self->sql_one = s_build_sql (1)))
-        return S_PG_RETRY;
-    size_t kept = 0;
-    s_pg_result_t result = S_PG_OK;
-    for (size_t i = 0; i < self->count; i++) {
-        rst_event_t *ev = self->batch[i];
-        if (result == S_PG_RETRY) {
-            self->batch[kept++] = ev;   //  untried: stays for the retry
-            continue;
-        }
-        long affected = 0;
-        char why[512];
-        s_pg_result_t r = s_exec (self, self->sql_one, S_PARAMS_PER_ROW,
-                                  self->values + i * S_PARAMS_PER_ROW, &affected, why, sizeof why);
-        if (r == S_PG_OK) {
-            rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
-            s_observe_delay (self, ev);
-            //  Stored: ack it now, it must not be inserted again on retry.
-            if (rst_acks_route (self->acks, ev->src.ptr, ev->src.len) >= 0)
-                s_count_acks (self, rst_acks_send (self->acks, ev->src.ptr, ev->src.len,
-                                                   RST_ACK_STAGE_STORED, &ev->seq, 1));
-            s_forward (self, &ev, 1);
-            rst_event_destroy (&ev);
-        }
-        else if (r == S_PG_DATA) {
-            for (char *c = why; *c; c++)
-                if (*c == '\n')
-                    *c = ' ';
-            rst_error (S_CLS, "PostgreSQL refused click %s (event %s from %.*s seq %" PRIu64
-                       "): %s; not acked, it stays in the journal",
-                       ev->click_id.ptr, ev->event_id.ptr, (int) ev->src.len, ev->src.ptr,
-                       ev->seq, why);
-            rst_metrics_inc (self->metrics, self->m_rejected, 1);
-            rst_event_destroy (&ev);
-        }
-        else {
-            s_pg_failed (self, "insert", why);
-            result = S_PG_RETRY;
-            self->batch[kept++] = ev;
-        }
+    return (s_part_t) {"chat events", s_insert_chat, S_CHAT_PARAMS, s_chat_text_size,
+                       s_chat_params, 0, self->chat, &self->nchat, &self->chat_text,
+                       &self->chat_text_cap, self->chat_values};
+}
+
+//  Prepares the parameter text of every event of PART. Returns 0 or -1.
+static int
+s_prepare (const s_part_t *part)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < *part->count; i++)
+        need += part->text_size (part->events[i]);
+    if (need > *part->text_cap) {
+        char *grown = realloc (*part->text, need);
+        if (!grown)
+            return -1;
+        *part->text = grown;
+        *part->text_cap = need;
     }
-    self->count = kept;
-    return result;
+    char *at = *part->text;
+    for (size_t i = 0; i < *part->count; i++)
+        part->params (part->events[i], part->values + i * part->ncols, &at);
+    assert ((size_t) (at - *part->text) <= need);
+    return 0;
 }
 
 //  Builds, from the per-row parameters VALUES (ROWS rows of NCOLS), one
@@ -935,98 +873,34 @@ s_build_arrays (rst_recorder_t *self, const char *const *values, size_t rows, si
     return 0;
 }
 
-//  Writes the clicks of the batch (one statement), acks and forwards them.
-//  Returns S_PG_OK (the clicks are gone from the batch) or S_PG_RETRY (they
-//  are kept; a failure was noted).
+//  Inserts the events of PART one by one after their statement was refused
+//  for its data: rows PostgreSQL accepts are acked and forwarded at once (they
+//  must not be inserted again on retry), rows it refuses are dropped without
+//  ack (they stay in the journal). Returns S_PG_OK, or S_PG_RETRY (the rows
+//  not yet tried stay in the part).
 static s_pg_result_t
-s_write_clicks (rst_recorder_t *self)
-{
-    if (s_prepare_params (self)) {
-        rst_error (S_CLS, "out of memory preparing %zu rows", self->count);
-        return S_PG_RETRY;
-    }
-    const char *columns[S_PARAMS_PER_ROW];
-    if (s_build_arrays (self, self->values, self->count, S_PARAMS_PER_ROW, columns)) {
-        rst_error (S_CLS, "out of memory building an INSERT of %zu rows", self->count);
-        return S_PG_RETRY;
-    }
-    long affected = 0;
-    char why[512];
-    double started = (double) rst_clock_mono_ns () / 1e9;
-    s_pg_result_t r = s_exec (self, s_insert_unnest, S_PARAMS_PER_ROW, columns, &affected, why,
-                              sizeof why);
-    if (r == S_PG_OK) {
-        rst_metrics_observe (self->metrics, self->m_latency,
-                             (double) rst_clock_mono_ns () / 1e9 - started);
-        for (size_t i = 0; i < self->count; i++)
-            s_observe_delay (self, self->batch[i]);
-        rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
-        rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->count - affected));
-        s_ack_events (self, self->batch, self->count);
-        s_forward (self, self->batch, self->count);
-        s_clear_batch (self);
-        return S_PG_OK;
-    }
-    if (r == S_PG_DATA) {
-        for (char *c = why; *c; c++)
-            if (*c == '\n')
-                *c = ' ';
-        rst_warn (S_CLS, "PostgreSQL refused a batch of %zu clicks (%s); inserting them "
-                  "one by one", self->count, why);
-        rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
-        return s_insert_rows (self);
-    }
-    s_pg_failed (self, "insert", why);
-    return S_PG_RETRY;
-}
-
-//  Prepares the parameters of the chat events. Returns 0 or -1 (no memory).
-static int
-s_prepare_chat (rst_recorder_t *self)
-{
-    size_t need = 1;
-    for (size_t i = 0; i < self->nchat; i++)
-        need += s_chat_text_size (self->chat[i]);
-    if (need > self->chat_text_cap) {
-        char *grown = realloc (self->chat_text, need);
-        if (!grown)
-            return -1;
-        self->chat_text = grown;
-        self->chat_text_cap = need;
-    }
-    char *at = self->chat_text;
-    for (size_t i = 0; i < self->nchat; i++)
-        s_chat_params (self->chat[i], self->chat_values + i * S_CHAT_PARAMS, &at);
-    assert ((size_t) (at - self->chat_text) <= need);
-    return 0;
-}
-
-//  Inserts the chat events one by one after their statement was refused for
-//  its data (same rules as s_insert_rows: stored rows are acked and
-//  forwarded, refused rows dropped without ack). Returns S_PG_OK or
-//  S_PG_RETRY (untried rows stay).
-static s_pg_result_t
-s_insert_chat_rows (rst_recorder_t *self)
+s_insert_rows (rst_recorder_t *self, const s_part_t *part)
 {
     size_t kept = 0;
     s_pg_result_t result = S_PG_OK;
-    for (size_t i = 0; i < self->nchat; i++) {
-        rst_event_t *ev = self->chat[i];
+    for (size_t i = 0; i < *part->count; i++) {
+        rst_event_t *ev = part->events[i];
         if (result == S_PG_RETRY) {
-            self->chat[kept++] = ev;
+            part->events[kept++] = ev;      //  untried: stays for the retry
             continue;
         }
-        const char *columns[S_CHAT_PARAMS];
+        const char *columns[S_PARAMS_MAX];
         long affected = 0;
         char why[512];
         s_pg_result_t r = S_PG_RETRY;
-        if (s_build_arrays (self, self->chat_values + i * S_CHAT_PARAMS, 1, S_CHAT_PARAMS,
-                            columns))
+        if (s_build_arrays (self, part->values + i * part->ncols, 1, part->ncols, columns))
             snprintf (why, sizeof why, "out of memory");
         else
-            r = s_exec (self, s_insert_chat, S_CHAT_PARAMS, columns, &affected, why, sizeof why);
+            r = s_exec (self, part->sql, (int) part->ncols, columns, &affected, why, sizeof why);
         if (r == S_PG_OK) {
             rst_metrics_inc (self->metrics, affected ? self->m_inserted : self->m_dups, 1);
+            if (part->observe_delay)
+                s_observe_delay (self, ev);
             s_ack_events (self, &ev, 1);
             s_forward (self, &ev, 1);
             rst_event_destroy (&ev);
@@ -1045,47 +919,53 @@ s_insert_chat_rows (rst_recorder_t *self)
         else {
             s_pg_failed (self, "insert", why);
             result = S_PG_RETRY;
-            self->chat[kept++] = ev;
+            part->events[kept++] = ev;
         }
     }
-    self->nchat = kept;
+    *part->count = kept;
     return result;
 }
 
-//  Writes the chat events of the batch into funnel_events (one statement),
-//  acks and forwards them. Returns S_PG_OK (they are gone from the batch)
-//  or S_PG_RETRY (kept; a failure was noted).
+//  Writes the events of PART (one statement), acks and forwards them.
+//  Returns S_PG_OK (they are gone from the batch) or S_PG_RETRY (they are
+//  kept; a failure was noted).
 static s_pg_result_t
-s_write_chat (rst_recorder_t *self)
+s_write (rst_recorder_t *self, const s_part_t *part)
 {
-    const char *columns[S_CHAT_PARAMS];
-    if (s_prepare_chat (self)
-        || s_build_arrays (self, self->chat_values, self->nchat, S_CHAT_PARAMS, columns)) {
-        rst_error (S_CLS, "out of memory building an INSERT of %zu chat events", self->nchat);
+    size_t count = *part->count;
+    const char *columns[S_PARAMS_MAX];
+    if (s_prepare (part) || s_build_arrays (self, part->values, count, part->ncols, columns)) {
+        rst_error (S_CLS, "out of memory building an INSERT of %zu %s", count, part->what);
         return S_PG_RETRY;
     }
     long affected = 0;
     char why[512];
-    s_pg_result_t r = s_exec (self, s_insert_chat, S_CHAT_PARAMS, columns, &affected, why,
+    double started = (double) rst_clock_mono_ns () / 1e9;
+    s_pg_result_t r = s_exec (self, part->sql, (int) part->ncols, columns, &affected, why,
                               sizeof why);
     if (r == S_PG_OK) {
+        rst_metrics_observe (self->metrics, self->m_latency,
+                             (double) rst_clock_mono_ns () / 1e9 - started);
+        if (part->observe_delay)
+            for (size_t i = 0; i < count; i++)
+                s_observe_delay (self, part->events[i]);
         rst_metrics_inc (self->metrics, self->m_inserted, (double) affected);
-        rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) self->nchat - affected));
-        s_ack_events (self, self->chat, self->nchat);
-        s_forward (self, self->chat, self->nchat);
-        for (size_t i = 0; i < self->nchat; i++)
-            rst_event_destroy (&self->chat[i]);
-        self->nchat = 0;
+        rst_metrics_inc (self->metrics, self->m_dups, (double) ((long) count - affected));
+        s_ack_events (self, part->events, count);
+        s_forward (self, part->events, count);
+        for (size_t i = 0; i < count; i++)
+            rst_event_destroy (&part->events[i]);
+        *part->count = 0;
         return S_PG_OK;
     }
     if (r == S_PG_DATA) {
         for (char *c = why; *c; c++)
             if (*c == '\n')
                 *c = ' ';
-        rst_warn (S_CLS, "PostgreSQL refused a batch of %zu chat events (%s); inserting them "
-                  "one by one", self->nchat, why);
+        rst_warn (S_CLS, "PostgreSQL refused a batch of %zu %s (%s); inserting them one by one",
+                  count, part->what, why);
         rst_metrics_inc (self->metrics, self->m_pg_errors, 1);
-        return s_insert_chat_rows (self);
+        return s_insert_rows (self, part);
     }
     s_pg_failed (self, "insert", why);
     return S_PG_RETRY;
@@ -1107,9 +987,10 @@ s_flush (rst_recorder_t *self, volatile sig_atomic_t *stop)
                 goto backoff;
             }
         }
-        if (self->count > 0 && s_write_clicks (self) != S_PG_OK)
+        s_part_t clicks = s_clicks_part (self), chats = s_chat_part (self);
+        if (self->count > 0 && s_write (self, &clicks) != S_PG_OK)
             goto failed;
-        if (self->nchat > 0 && s_write_chat (self) != S_PG_OK)
+        if (self->nchat > 0 && s_write (self, &chats) != S_PG_OK)
             goto failed;
         s_pg_ok (self);
         return 0;
