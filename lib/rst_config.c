@@ -63,6 +63,11 @@ s_apply (rst_config_t *self, const char *key, const char *value)
         s_copy (self->master_key_file, sizeof self->master_key_file, value);
     else if (!strcmp (key, "topology"))
         s_copy (self->topology_file, sizeof self->topology_file, value);
+    else if (!strcmp (key, "public_url")) {
+        if (strncmp (value, "http://", 7) && strncmp (value, "https://", 8))
+            return -1;
+        s_copy (self->public_url, sizeof self->public_url, value);
+    }
     else if (!strcmp (key, "pg_port"))
         return s_parse_int (value, 1, 65535, &self->pg_port) ? -1 : 1;
     else
@@ -177,7 +182,7 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
 
     static const char *env_keys[] = {"database_url",     "http_port",        "http_threads",
                                      "trusted_proxies",  "telegram_api_url", "meta_graph_url",
-                                     "meta_api_version", "master_key_file",  "topology", NULL};
+                                     "meta_api_version", "master_key_file",  "topology", "public_url", NULL};
     for (int i = 0; env_keys[i]; i++) {
         char name[64] = "RASTRO_";
         size_t n = strlen (name);
@@ -194,6 +199,9 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
     }
     s_strip_slash (self->telegram_api_url);
     s_strip_slash (self->meta_graph_url);
+    if (!self->public_url[0])
+        snprintf (self->public_url, sizeof self->public_url, "http://127.0.0.1:%d", self->http_port);
+    s_strip_slash (self->public_url);
     if (!self->master_key_file[0])
         snprintf (self->master_key_file, sizeof self->master_key_file, "%.*s/master.key",
                   (int) (sizeof self->master_key_file - 16), self->data_dir);
@@ -247,4 +255,5 @@ rst_config_print (const rst_config_t *self, const char *cls)
               self->meta_api_version);
     rst_info (cls, "master_key_file = %s", self->master_key_file);
     rst_info (cls, "topology = %s", self->topology_file);
+    rst_info (cls, "public_url = %s", self->public_url);
 }

@@ -15,6 +15,8 @@
       RASTRO_META_API_VERSION  default v25.0
       RASTRO_MASTER_KEY_FILE   libsodium key for secrets at rest (default <data>/master.key)
       RASTRO_TOPOLOGY          topology file (default topology/local.ini next to the binary's tree)
+      RASTRO_PUBLIC_URL        base URL the outside reaches the front at (gateway
+                               notification URLs; default http://127.0.0.1:<port>)
 
     The struct is filled once at start and is read-only afterwards, so any
     thread may read it (STYLE.md §5).
@@ -42,6 +44,8 @@ typedef struct {
     char meta_api_version[32];          //  e.g. "v25.0"
     char master_key_file[PATH_MAX];     //  path of the secrets key
     char topology_file[PATH_MAX];       //  path of the topology file
+    char public_url[RST_URL_MAX];       //  how gateways and Telegram reach the front (no
+                                        //  trailing slash); default http://127.0.0.1:<http_port>
 } rst_config_t;
 
 //  Fills SELF from defaults, the config file and the environment. Returns 0,

@@ -449,9 +449,10 @@ test_shipped_multihost_example (void **state)
     char *list[RST_TOPOLOGY_MAX_ENDPOINTS];
     int n = rst_topology_endpoints (t, "sender", 1, "acks", list, RST_TOPOLOGY_MAX_ENDPOINTS, err,
                                     sizeof err);
-    assert_int_equal (n, 2);
+    assert_int_equal (n, 3);    //  both fronts' journals and the bots node's
     assert_string_equal (list[0], ">tcp://edge-0.rastro.internal:7100");
     assert_string_equal (list[1], ">tcp://edge-1.rastro.internal:7100");
+    assert_string_equal (list[2], ">tcp://core-1.rastro.internal:7601");
     rst_topology_endpoints_free (list, n);
     n = rst_topology_endpoints (t, "enricher", 1, "limiters", list, RST_TOPOLOGY_MAX_ENDPOINTS,
                                 err, sizeof err);
