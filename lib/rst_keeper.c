@@ -45,6 +45,7 @@
 
 struct rst_keeper_t {
     rst_journal_t *journal;         //  borrowed
+    const char *metric_prefix;      //  borrowed (rst_keeper_keys_t)
     void *acks;                     //  PULL, bound
     void *push;                     //  PUSH to the events endpoints (replays)
     pthread_t thread;
@@ -65,30 +66,39 @@ struct rst_keeper_t {
     uint64_t seqs[S_ACKS_PER_TXN];  //  scratch for one ack transaction
 };
 
+const rst_keeper_keys_t rst_keeper_default_keys
+    = {"acks", "events", "sync_ms", "replay_after", "rastro_journal"};
+
+//  Declares metric PREFIX_SUFFIX. Returns its index.
+static int
+s_add (rst_keeper_t *self, rst_metric_kind_t kind, const char *suffix, const char *help)
+{
+    char name[128];
+    snprintf (name, sizeof name, "%s_%s", self->metric_prefix, suffix);
+    return rst_metrics_add (self->metrics, kind, name, help, NULL, 0);
+}
+
 static void
 s_declare (rst_keeper_t *self)
 {
-    rst_metrics_t *m = self->metrics;
-    self->m_acks = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_ack_messages_total",
-                                    "Ack messages received from downstream stages.", NULL, 0);
-    self->m_acked = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_acked_total",
-                                     "Journal entries fully acknowledged and deleted.", NULL, 0);
-    self->m_ack_bad = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_ack_rejected_total",
-                                       "Malformed ack messages dropped.", NULL, 0);
-    self->m_replayed = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_replayed_total",
-                                        "Unacknowledged entries pushed again.", NULL, 0);
-    self->m_replay_full
-        = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_replay_blocked_total",
-                           "Replay passes cut short because downstream was full or absent.",
-                           NULL, 0);
-    self->m_depth = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_journal_depth",
-                                     "Journal entries waiting for acknowledgement.", NULL, 0);
-    self->m_oldest = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_journal_oldest_age_seconds",
-                                      "Age of the oldest unacknowledged entry.", NULL, 0);
-    self->m_sync = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_syncs_total",
-                                    "Journal sync passes (an fsync only when something was committed).", NULL, 0);
-    self->m_sync_fail = rst_metrics_add (m, RST_METRIC_COUNTER, "rastro_journal_sync_failures_total",
-                                         "Journal fsyncs that failed.", NULL, 0);
+    self->m_acks = s_add (self, RST_METRIC_COUNTER, "ack_messages_total",
+                          "Ack messages received from downstream stages.");
+    self->m_acked = s_add (self, RST_METRIC_COUNTER, "acked_total",
+                           "Journal entries fully acknowledged and deleted.");
+    self->m_ack_bad = s_add (self, RST_METRIC_COUNTER, "ack_rejected_total",
+                             "Malformed ack messages dropped.");
+    self->m_replayed = s_add (self, RST_METRIC_COUNTER, "replayed_total",
+                              "Unacknowledged entries pushed again.");
+    self->m_replay_full = s_add (self, RST_METRIC_COUNTER, "replay_blocked_total",
+                                 "Replay passes cut short because downstream was full or absent.");
+    self->m_depth = s_add (self, RST_METRIC_GAUGE, "depth",
+                           "Journal entries waiting for acknowledgement.");
+    self->m_oldest = s_add (self, RST_METRIC_GAUGE, "oldest_age_seconds",
+                            "Age of the oldest unacknowledged entry.");
+    self->m_sync = s_add (self, RST_METRIC_COUNTER, "syncs_total",
+                          "Journal sync passes (an fsync only when something was committed).");
+    self->m_sync_fail = s_add (self, RST_METRIC_COUNTER, "sync_failures_total",
+                               "Journal fsyncs that failed.");
 }
 
 //  Drains the acks socket; applies acks of one stage per transaction.
@@ -264,6 +274,15 @@ rst_keeper_t *
 rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *topo,
                 const char *node, int instance, char *err, size_t errlen)
 {
+    return rst_keeper_new_keys (journal, zmq_ctx, topo, node, instance, &rst_keeper_default_keys,
+                                err, errlen);
+}
+
+rst_keeper_t *
+rst_keeper_new_keys (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *topo,
+                     const char *node, int instance, const rst_keeper_keys_t *keys, char *err,
+                     size_t errlen)
+{
     rst_keeper_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
@@ -271,10 +290,11 @@ rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *top
     }
     pthread_mutex_init (&self->lock, NULL);
     self->journal = journal;
-    self->sync_ms = (int) rst_topology_get_long (topo, node, instance, "sync_ms", 10);
+    self->metric_prefix = keys->metric_prefix;
+    self->sync_ms = (int) rst_topology_get_long (topo, node, instance, keys->sync_ms, 10);
     if (self->sync_ms < 1)
         self->sync_ms = 1;
-    self->replay_after_ms = 1000 * rst_topology_get_long (topo, node, instance, "replay_after", 5);
+    self->replay_after_ms = 1000 * rst_topology_get_long (topo, node, instance, keys->replay_after, 5);
     if (self->replay_after_ms < 1000)
         self->replay_after_ms = 1000;
     self->started_ms = rst_clock_wall_ms ();
@@ -293,8 +313,8 @@ rst_keeper_new (rst_journal_t *journal, void *zmq_ctx, const rst_topology_t *top
         snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (errno));
         goto fail;
     }
-    if (rst_topology_attach (topo, self->acks, node, instance, "acks", err, errlen)
-        || rst_topology_attach (topo, self->push, node, instance, "events", err, errlen))
+    if (rst_topology_attach (topo, self->acks, node, instance, keys->acks, err, errlen)
+        || rst_topology_attach (topo, self->push, node, instance, keys->events, err, errlen))
         goto fail;
     if (pthread_create (&self->thread, NULL, s_keeper_main, self)) {
         snprintf (err, errlen, "pthread_create failed");

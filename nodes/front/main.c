@@ -1,4 +1,4 @@
-/*  rastro-front — the public HTTP node (redirects, health, metrics).
+/*  rastro-front — the public HTTP node (redirects, inbound webhooks, health, metrics).
 
     A thin main (STYLE.md §1): rst_node reads the arguments, the config and
     the topology; this runs rst_front until SIGINT or SIGTERM and writes the
@@ -20,8 +20,11 @@ main (int argc, char **argv)
     int rc = rst_node_start (
         &node, "front",
         "Serves GET /go/<slug> (302 to the pool's Telegram bot, the click journaled first),\n"
-        "/healthz and /metrics on RASTRO_HTTP_PORT (default 8080) with RASTRO_HTTP_THREADS\n"
-        "event loops (default: one per core).",
+        "POST /telegram/<bot> (Telegram updates) and POST /webhook/<gateway> (PIX payment\n"
+        "notices: mercadopago, pushinpay, syncpay), both authenticated and fsynced into the\n"
+        "inbox journal before the 200, then handed to the bots node; /healthz and /metrics;\n"
+        "on RASTRO_HTTP_PORT (default 8080) with RASTRO_HTTP_THREADS event loops (default:\n"
+        "one per core).",
         argc, argv);
     if (rc != RST_NODE_RUN)
         return rc;

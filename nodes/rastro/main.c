@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+static int s_bot (int argc, char **argv, const rst_config_t *cfg);
+
 typedef struct {
     const char *name;
     int (*run) (int argc, char **argv, const rst_config_t *cfg);
@@ -21,12 +23,28 @@ static const s_command_t s_commands[] = {
     {"status", cmd_status, "show each node and its state"},
     {"user", cmd_user, "add or list users (the owners of everything else)"},
     {"pixel", cmd_pixel, "add, list or set Meta pixels (token encrypted at rest)"},
-    {"bot", cmd_bot, "add, list or mark Telegram bots"},
+    {"bot", s_bot, "add, list or mark Telegram bots; choose polling or webhook"},
     {"pool", cmd_pool, "add, list, enable or disable pools (the /go/<slug> links)"},
+    {"offer", cmd_offer, "add, list, set, enable or disable what a bot sells"},
+    {"gateway", cmd_gateway, "set, list or remove a bot's PIX gateway (credentials encrypted)"},
     {"dlq", cmd_dlq, "list, show, replay or purge dead letters (events Meta refused)"},
     {"db", cmd_db, "start/stop the private PostgreSQL, apply migrations, open psql"},
     {NULL, NULL, NULL},
 };
+
+//  `rastro bot ...`: cmd_admin.c has every subcommand but `webhook`
+//  (cmd_webhook.c), which is added to its list of subcommands here.
+static int
+s_bot (int argc, char **argv, const rst_config_t *cfg)
+{
+    if (argc >= 2 && !strcmp (argv[1], "webhook"))
+        return cmd_bot_webhook (argc - 1, argv + 1, cfg);
+    int rc = cmd_bot (argc, argv, cfg);
+    if (argc < 2 || cmd_is_help (argv[1]))
+        fprintf (argc < 2 ? stderr : stdout,
+                 "  rastro bot webhook <username> (--url BASE | --delete)\n");
+    return rc;
+}
 
 static void
 s_usage (FILE *out)
