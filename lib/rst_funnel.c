@@ -6,6 +6,7 @@
     (lease, ON CONFLICT, WHERE status = 'pending').
 */
 #include "rst_funnel.h"
+#include "rst_click.h"
 #include "rst_clock.h"
 #include "rst_gateway.h"
 #include "rst_log.h"
@@ -349,13 +350,15 @@ s_emit (rst_funnel_t *self, rst_event_type_t type, const char *event_id, const s
 //  /start
 
 //  Looks the click up, waiting up to RST_FUNNEL_CLICK_WAIT_MS for the
-//  recorder to store it. Returns 1 found (fills LEAD's click fields and
-//  ROW, which the caller clears), 0 unknown, -1 database error.
+//  recorder to store it (only for a payload shaped like rastro's click ids:
+//  anything else is looked up once). Returns 1 found (*ROW holds the row;
+//  the caller clears it), 0 unknown, -1 database error.
 static int
 s_find_click (rst_funnel_t *self, const char *click_id, PGresult **row)
 {
     const char *params[] = {click_id};
-    int64_t deadline = rst_clock_mono_ms () + RST_FUNNEL_CLICK_WAIT_MS;
+    int wait = strlen (click_id) == RST_CLICK_ID_LEN;
+    int64_t deadline = rst_clock_mono_ms () + (wait ? RST_FUNNEL_CLICK_WAIT_MS : 0);
     for (;;) {
         PGresult *res = s_q (self, "click lookup",
                              "SELECT owner_id, pool_id, pixel_id, fbc, utm_source, utm_medium, "

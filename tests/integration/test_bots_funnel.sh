@@ -204,16 +204,45 @@ inject "$(start_update $DORA Dora)"
 N=1 rt_wait_for "Dora's welcome after a 429" 30 sent_at_least sendMessage $DORA "buy:$OFFER"
 rt_wait_for "the 429 counted" 10 bash -c "[ \"\$(sed -n 's/^rastro_bots_telegram_throttled_total //p' $RASTRO_DATA_DIR/run/bots-0.prom)\" != 0 ]"
 
+# --- a bot in webhook mode: updates through the front, a text delivered -----------------------------
+HOOK_ID=700402
+HOOK_TOKEN="$HOOK_ID:AAH-hook-token-xyz"
+curl -sf -X POST "$TG/_fake/bots" -d "{\"token\":\"$HOOK_TOKEN\",\"username\":\"hook_bot\",\"id\":$HOOK_ID}" >/dev/null
+printf '%s\n' "$HOOK_TOKEN" > "$RT_DIR/t2"
+rastro bot add --token-file "$RT_DIR/t2" >/dev/null
+rastro pool add hook --pixel 123456789 --bot hook_bot >/dev/null
+rastro offer add --bot hook_bot --name 'E-book' --price 19.90 --deliver-text 'Baixe aqui: https://example.com/ebook' >/dev/null
+rastro gateway set hook_bot pushinpay --credentials-file "$RT_DIR/pp.json" >/dev/null
+rastro bot webhook hook_bot --url "$BASE" >/dev/null 2>&1 || rt_fail "rastro bot webhook"
+HOOK_OFFER=$(rt_psql "SELECT o.id FROM offers o JOIN bots b ON b.id = o.bot_id WHERE b.username = 'hook_bot'")
+rt_wait_for "the hook pool in the front's snapshot" 10 bash -c "curl -s -o /dev/null -w '%{http_code}' $BASE/go/hook | grep -q 302"
+python3 "$RASTRO_SOURCE_DIR/tests/integration/clicker.py" "$BASE/go/hook?fbclid=IwAR-hook-2" \
+  --count 1 --header "User-Agent: $UA" > "$RT_DIR/click2.txt"
+CLICK2=$(sed -n 's/^302 .*start=//p' "$RT_DIR/click2.txt")
+[ -n "$CLICK2" ] || rt_fail "no redirect to the hook bot"
+EVA=555005
+curl -sf -X POST "$TG/_fake/updates" -d "{\"token\":\"$HOOK_TOKEN\",\"update\":{\"update_id\":5001,$(start_update $EVA Eva "$CLICK2")}}" >/dev/null
+N=1 rt_wait_for "Eva's welcome (webhook mode)" 30 sent_at_least sendMessage $EVA "buy:$HOOK_OFFER"
+rt_assert_eq webhook "$(rt_psql "SELECT via FROM tg_updates t JOIN bots b ON b.id = t.bot_id WHERE b.username = 'hook_bot' AND update_id = 5001")" \
+  "how Eva's /start arrived"
+rt_assert_eq "$CLICK2" "$(rt_psql "SELECT click_id FROM leads WHERE tg_user_id = $EVA")" "Eva's click"
+curl -sf -X POST "$TG/_fake/updates" -d "{\"token\":\"$HOOK_TOKEN\",\"update\":{\"update_id\":5002,$(tap_update $EVA "buy:$HOOK_OFFER")}}" >/dev/null
+N=1 rt_wait_for "Eva's PIX code" 30 sent_at_least sendMessage $EVA "000201"
+IFS='|' read -r PAY5 CHARGE5 < <(rt_psql "SELECT p.id, p.charge_id FROM payments p JOIN leads l ON l.id = p.lead_id WHERE l.tg_user_id = $EVA")
+pay "{\"gateway\":\"pushinpay\",\"id\":\"$CHARGE5\",\"form\":true}"
+N=1 rt_wait_for "Eva's e-book" 30 sent_at_least sendMessage $EVA "Baixe aqui"
+rt_assert_eq sent "$(rt_psql "SELECT delivery_status FROM payments WHERE id = $PAY5")" "text delivery"
+
 # --- in the end: one Purchase per paid payment, no duplicates ---------------------------------------
 sleep 3
 PAID=$(rt_psql "SELECT count(*) FROM payments WHERE status = 'paid'")
-rt_assert_eq 2 "$PAID" "paid payments"
+rt_assert_eq 3 "$PAID" "paid payments"
 rt_assert_eq "$PAID" "$(meta_count Purchase)" "Purchases at Meta"
 rt_assert_eq "$(meta_events | python3 -c 'import json,sys; e=json.load(sys.stdin); print(len(e))')" \
   "$(meta_events | python3 -c 'import json,sys; e=json.load(sys.stdin); print(len({x["event"]["event_id"] for x in e}))')" \
   "distinct event_ids at Meta"
 rt_assert_eq 1 "$(rt_psql "SELECT count(*) FROM funnel_events WHERE type = 'payment' AND event_id = 'pur-$PAY'")" "stored Purchase"
-if grep -q "$TG_TOKEN\|pp-webhook-token\|pp-api-token\|AAH-funnel" "$SUP_LOG"; then
+if grep -q "AAH-funnel\|AAH-hook\|pp-webhook-token\|pp-api-token" "$SUP_LOG"; then
   rt_fail "a secret appears in a log"
 fi
-rt_log "ok: click → start → 1 charge for 2 taps → Purchase (x3 webhooks → 1) → invite link → join; forged/unknown/unpaid/mismatch changed nothing; reconciler and 429 fine"
+rt_log "ok: click → start → 1 charge for 2 taps → Purchase (x3 webhooks → 1) → invite link → join; forged/unknown/unpaid/mismatch changed nothing; reconciler, 429 and webhook mode fine"
