@@ -748,7 +748,20 @@ s_metrics_publish (rst_bots_t *self)
         pthread_mutex_unlock (&self->workers[i].lock);
     }
     rst_metrics_set (self->metrics, self->m[M_QUEUED], (double) queued);
-    rst_metrics_heartbeat (self->metrics, self->cfg->data_dir, S_CLS, self->instance);
+    //  The node's own metrics, then its journal's (depth, oldest entry,
+    //  replays: rastro_journal_*), in one heartbeat file.
+    char *mine = rst_metrics_render (self->metrics);
+    char *journal = rst_emitter_render_metrics (self->emitter);
+    size_t n = (mine ? strlen (mine) : 0) + (journal ? strlen (journal) : 0) + 1;
+    char *text = malloc (n);
+    if (text) {
+        snprintf (text, n, "%s%s", mine ? mine : "", journal ? journal : "");
+        if (rst_heartbeat_write (self->cfg->data_dir, S_CLS, self->instance, text))
+            rst_debug (S_CLS, "heartbeat not written");
+    }
+    free (text);
+    free (mine);
+    free (journal);
 }
 
 // ---------------------------------------------------------------------------
