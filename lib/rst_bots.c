@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #define S_CLS             "bots"
@@ -797,6 +798,14 @@ rst_bots_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance,
         snprintf (err, errlen, "topology: [bots] poll_timeout_s must be 0..50, not %ld", poll_timeout);
         free (self);
         return NULL;
+    }
+    //  One long poll holds one connection per bot: 1,000 bots need more
+    //  descriptors than the usual soft limit of 1,024.
+    struct rlimit files;
+    if (getrlimit (RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &files))
+            rst_warn (S_CLS, "cannot raise the open files limit: %s", strerror (errno));
     }
     self->nworkers = (int) workers;
     self->reconcile_s = (int) reconcile;

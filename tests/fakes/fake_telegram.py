@@ -57,6 +57,8 @@ Only tokens registered through the control API are accepted. Methods:
 Control API (for the tests, never sent by rastro):
 
     GET  /_fake/health            -> {"ok":true}
+    GET  /_fake/stats             -> {"connections": TCP connections accepted so far,
+                                  "calls": Bot API calls so far, "bots": N}
     POST /_fake/bots              JSON {"token":"123:abc","username":"my_bot","id":123}
                                   registers a bot ("id" defaults to the token's
                                   prefix). A new token for a known id replaces the
@@ -1072,6 +1074,11 @@ class Handler(BaseHTTPRequestHandler):
         cmd = self.command
         if what == "health" and cmd == "GET":
             return self.send_json(200, {"ok": True})
+        if what == "stats" and cmd == "GET":
+            with st.lock:
+                stats = {"connections": self.server.connections, "calls": len(st.calls),
+                         "bots": len(st.by_id)}
+            return self.send_json(200, stats)
         if what == "calls" and cmd == "GET":
             with st.lock:
                 calls = list(st.calls)
@@ -1317,6 +1324,11 @@ CONTROL = {
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 2048       # 1,000 bots connect at once
+    connections = 0                 # TCP connections accepted (keep-alive shows here)
+
+    def process_request(self, request, client_address):
+        self.connections += 1       # only the accepting thread writes it
+        super().process_request(request, client_address)
 
 
 def main():

@@ -382,6 +382,28 @@ test_send_photo (void **state)
     assert_string_equal (s_str (sent, "photo_sha256"), hex);
     cJSON_Delete (root);
 
+    //  A 3 MB upload (libcurl asks "Expect: 100-continue") and a JPEG arrive intact.
+    size_t big_len = 3 * 1024 * 1024;
+    unsigned char *big = malloc (big_len);
+    assert_non_null (big);
+    randombytes_buf (big, big_len);
+    memcpy (big, s_png, sizeof s_png);
+    crypto_hash_sha256 (hash, big, big_len);
+    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    rc = rst_telegram_send_photo (tg, S_TOKEN, 111, big, big_len, NULL, NULL, NULL, NULL, 0, NULL,
+                                  NULL, err, sizeof err);
+    free (big);
+    if (rc)
+        fail_msg ("%s", err);
+    sent = s_last_sent (&root);
+    assert_string_equal (s_str (sent, "photo_sha256"), hex);
+    s_assert_int (sent, "photo_size", (int64_t) big_len);
+    cJSON_Delete (root);
+    static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1,
+                                         1, 0, 0, 1, 0, 1, 0, 0, 0xFF, 0xD9};
+    assert_int_equal (rst_telegram_send_photo (tg, S_TOKEN, 111, jpeg, sizeof jpeg, NULL, NULL,
+                                               NULL, NULL, 0, NULL, NULL, err, sizeof err), 0);
+
     //  Refused here: not an image, nothing to send, too large.
     int before = s_sent_count ();
     assert_int_equal (rst_telegram_send_photo (tg, S_TOKEN, 111, "GIF89a....", 10, "x.gif", NULL,

@@ -225,6 +225,17 @@ s_run_for (rst_tgpoll_t *poller, int ms)
                                      &s_ctx) >= 0);
 }
 
+//  TCP connections the fake has accepted so far.
+static int
+s_connections (void)
+{
+    cJSON *stats = tg_fake_get_json (&s_fake, "/_fake/stats");
+    assert_non_null (stats);
+    int n = cJSON_GetObjectItem (stats, "connections")->valueint;
+    cJSON_Delete (stats);
+    return n;
+}
+
 static int
 s_count_of (int64_t bot_id, int64_t update_id)
 {
@@ -265,6 +276,7 @@ test_many_bots (void **state)
         assert_int_equal (rst_tgpoll_set_bot (poller, S_BASE + i, token, 0), 0);
     }
     assert_int_equal (rst_tgpoll_count (poller), S_BOTS);
+    int connections = s_connections ();
 
     //  1. All 200 long polls wait at the fake at the same moment.
     int all_waiting = 0;
@@ -325,6 +337,9 @@ test_many_bots (void **state)
                 fail_msg ("bot %d update %lld came %d times", i, (long long) ids[i][k],
                           s_count_of (S_BASE + i, ids[i][k]));
     assert_int_equal (s_ctx.nerrors, 0);
+    //  Keep-alive: more than S_BOTS + 53 polls so far, yet one connection per bot (and
+    //  the test's own control connection, kept alive too).
+    assert_true (s_connections () - connections <= S_BOTS + 2);
 
     //  5. Removing half of them while their polls are in flight.
     for (int i = 0; i < S_BOTS; i += 2)

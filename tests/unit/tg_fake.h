@@ -28,6 +28,7 @@ typedef struct {
     pid_t pid;                      //  the fake's process
     int port;
     char url[64];                   //  http://127.0.0.1:<port>
+    CURL *curl;                     //  one keep-alive connection for the control API
 } tg_fake_t;
 
 typedef struct {
@@ -50,18 +51,20 @@ tg_fake_on_data (char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-//  METHOD PATH on the fake with BODY (may be NULL). Returns the HTTP status (0: no
-//  answer); *REPLY (may be NULL) gets the body, the caller frees it.
+//  METHOD PATH on the fake with BODY (may be NULL), on one kept-alive connection.
+//  Returns the HTTP status (0: no answer); *REPLY (may be NULL) gets the body, the
+//  caller frees it.
 static long
-tg_fake_http (const tg_fake_t *fake, const char *method, const char *path, const char *body,
+tg_fake_http (tg_fake_t *fake, const char *method, const char *path, const char *body,
               char **reply)
 {
     char url[512];
     snprintf (url, sizeof url, "%s%s", fake->url, path);
     tg_fake_buf_t buf = {0};
-    CURL *curl = curl_easy_init ();
-    if (!curl)
+    if (!fake->curl && !(fake->curl = curl_easy_init ()))
         return 0;
+    CURL *curl = fake->curl;
+    curl_easy_reset (curl);         //  the connection stays in the handle's cache
     struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
     curl_easy_setopt (curl, CURLOPT_URL, url);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
@@ -76,7 +79,6 @@ tg_fake_http (const tg_fake_t *fake, const char *method, const char *path, const
     if (curl_easy_perform (curl) == CURLE_OK)
         curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all (headers);
-    curl_easy_cleanup (curl);
     if (reply)
         *reply = buf.data;
     else
@@ -86,14 +88,14 @@ tg_fake_http (const tg_fake_t *fake, const char *method, const char *path, const
 
 //  POST BODY to PATH; returns the HTTP status.
 static long
-tg_fake_post (const tg_fake_t *fake, const char *path, const char *body)
+tg_fake_post (tg_fake_t *fake, const char *path, const char *body)
 {
     return tg_fake_http (fake, "POST", path, body, NULL);
 }
 
 //  GET PATH as JSON (the caller's, cJSON_Delete), or NULL.
 static cJSON *
-tg_fake_get_json (const tg_fake_t *fake, const char *path)
+tg_fake_get_json (tg_fake_t *fake, const char *path)
 {
     char *reply = NULL;
     long status = tg_fake_http (fake, "GET", path, NULL, &reply);
@@ -170,6 +172,10 @@ tg_fake_start (tg_fake_t *fake, const char *extra)
 static void
 tg_fake_stop (tg_fake_t *fake)
 {
+    if (fake->curl) {
+        curl_easy_cleanup (fake->curl);
+        fake->curl = NULL;
+    }
     if (fake->pid > 0) {
         kill (fake->pid, SIGTERM);
         waitpid (fake->pid, NULL, 0);
@@ -179,7 +185,7 @@ tg_fake_stop (tg_fake_t *fake)
 
 //  Registers TOKEN as bot @USERNAME at the fake. Returns the HTTP status.
 static long
-tg_fake_add_bot (const tg_fake_t *fake, const char *token, const char *username)
+tg_fake_add_bot (tg_fake_t *fake, const char *token, const char *username)
 {
     char body[256];
     snprintf (body, sizeof body, "{\"token\":\"%s\",\"username\":\"%s\"}", token, username);
