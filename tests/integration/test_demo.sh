@@ -67,74 +67,98 @@ rt_wait_for "front healthz" 60 curl -sf "$BASE/healthz"
 
 # ---- the traffic -----------------------------------------------------------------------
 python3 "$RASTRO_SOURCE_DIR/scripts/demo-traffic" --base "$BASE" --telegram "$RASTRO_TELEGRAM_API_URL" \
-  --meta "$RASTRO_META_GRAPH_URL" --gateway "$GW_URL" --rate 5 --duration 40 --seed 1 --drain 90 \
-  --summary-json "$RT_DIR/summary.json" > "$RT_DIR/traffic.log" 2>&1 \
+  --meta "$RASTRO_META_GRAPH_URL" --gateway "$GW_URL" --rate 5 --duration 40 --seed 1 --drain 120 \
+  --workers 256 --summary-json "$RT_DIR/summary.json" > "$RT_DIR/traffic.log" 2>&1 \
   || rt_fail "demo-traffic failed: $(tail -5 "$RT_DIR/traffic.log")"
-rt_log "$(tail -1 "$RT_DIR/traffic.log")"
-count() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"][sys.argv[2]])' "$RT_DIR/summary.json" "$1"; }
+SUMMARY=$(grep "summary:" "$RT_DIR/traffic.log" | tail -1)
+rt_log "$SUMMARY"
+# The simulator's counts as shell variables: C_clicks, C_starts, ...
+eval "$(python3 -c '
+import json, sys
+for k, v in json.load(open(sys.argv[1]))["counts"].items():
+    print("C_%s=%d" % (k, v))' "$RT_DIR/summary.json")"
 for stage_min in clicks:100 automated:3 starts:30 welcomes:30 buys:5 checkouts:5 payments:3 \
                  silent_payments:1 deliveries:3 joins:1; do
   stage=${stage_min%%:*} min=${stage_min#*:}
-  n=$(count "$stage")
-  [ "$n" -ge "$min" ] || rt_fail "stage $stage: $n, expected at least $min ($(tail -1 "$RT_DIR/traffic.log"))"
+  n=$(eval echo "\${C_$stage:-0}")
+  [ "$n" -ge "$min" ] || rt_fail "stage $stage: $n, expected at least $min ($SUMMARY)"
 done
-rt_assert_eq 0 "$(count gave_up)" "leads that gave up waiting for the bot (see traffic.log)"
-rt_assert_eq 0 "$(count skipped)" "clicks skipped (every worker busy)"
-rt_assert_eq 0 "$(count errors)" "errors seen by demo-traffic (see traffic.log)"
-rt_assert_eq "$(count deliveries)" "$(count payments)" "deliveries seen by demo-traffic vs payments"
+rt_assert_eq 0 "$C_gave_up" "leads that gave up waiting for the bot (see traffic.log)"
+rt_assert_eq 0 "$C_skipped" "clicks skipped (every worker busy)"
+rt_assert_eq 0 "$C_errors" "errors seen by demo-traffic (see traffic.log)"
+rt_assert_eq "$C_payments" "$C_deliveries" "deliveries seen by demo-traffic vs payments"
 
 # ---- settled: Meta, PostgreSQL and the gateway agree ------------------------------------
-# meta_ids NAME: the event_ids of the events named NAME at the fake Meta, sorted.
-meta_ids() {
-  curl -sf "$RASTRO_META_GRAPH_URL/_fake/events" | python3 -c '
-import json, sys
-for e in json.load(sys.stdin):
-    if e["event"]["event_name"] == sys.argv[1]:
-        print(e["event_id"])' "$1" | sort
+# snapshot: the fake Meta's events as "<event_name> <event_id>" lines in
+# $RT_DIR/meta.txt, the number of charges paid at the fake gateway in
+# $RT_DIR/gw-paid.txt, and the payments in PostgreSQL in $RT_DIR/paid.txt
+# ("pur-<id>" of each paid one, sorted) and $RT_DIR/undelivered.txt.
+snapshot() {
+  curl -sf "$RASTRO_META_GRAPH_URL/_fake/events" > "$RT_DIR/meta.json" || return 1
+  curl -sf "$GW_URL/_fake/charges" > "$RT_DIR/charges.json" || return 1
+  python3 - "$RT_DIR" <<'PY' || return 1
+import json, os, sys
+d = sys.argv[1]
+with open(os.path.join(d, "meta.txt"), "w") as f:
+    for e in json.load(open(os.path.join(d, "meta.json"))):
+        f.write("%s %s\n" % (e["event"]["event_name"], e["event_id"]))
+with open(os.path.join(d, "gw-paid.txt"), "w") as f:
+    f.write("%d\n" % sum(1 for c in json.load(open(os.path.join(d, "charges.json")))
+                         if c["status"] == "paid"))
+PY
+  rt_psql "SELECT 'pur-' || id FROM payments WHERE status = 'paid'" | sort > "$RT_DIR/paid.txt"
+  rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND delivery_status <> 'sent'" \
+    > "$RT_DIR/undelivered.txt"
 }
-gateway_paid() {
-  curl -sf "$GW_URL/_fake/charges" | python3 -c '
-import json, sys
-print(sum(1 for c in json.load(sys.stdin) if c["status"] == "paid"))'
-}
-paid_ids() { rt_psql "SELECT 'pur-' || id FROM payments WHERE status = 'paid'" | sort; }
+meta_ids() { awk -v n="$1" '$1 == n { print $2 }' "$RT_DIR/meta.txt" | sort; }
 settled() {
-  [ "$(meta_ids Purchase)" = "$(paid_ids)" ] \
-    && [ "$(paid_ids | wc -l)" = "$(gateway_paid)" ] \
-    && [ "$(rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND delivery_status <> 'sent'")" = 0 ]
+  snapshot && [ "$(meta_ids Purchase)" = "$(cat "$RT_DIR/paid.txt")" ] \
+    && [ "$(wc -l < "$RT_DIR/paid.txt")" = "$(cat "$RT_DIR/gw-paid.txt")" ] \
+    && [ "$(cat "$RT_DIR/undelivered.txt")" = 0 ]
 }
-rt_wait_for "Purchases at Meta = payments paid in PostgreSQL = charges paid at the gateway, all delivered" 90 settled
+disagree() {
+  echo "Purchases at Meta $(meta_ids Purchase | wc -l) (distinct $(meta_ids Purchase | uniq | wc -l)," \
+    "missing: $(comm -13 <(meta_ids Purchase | uniq) "$RT_DIR/paid.txt" | head -3 | tr '\n' ' ')," \
+    "unknown: $(comm -23 <(meta_ids Purchase | uniq) "$RT_DIR/paid.txt" | head -3 | tr '\n' ' '))," \
+    "paid in PostgreSQL $(wc -l < "$RT_DIR/paid.txt"), paid at the gateway $(cat "$RT_DIR/gw-paid.txt")," \
+    "paid but not delivered $(cat "$RT_DIR/undelivered.txt")"
+}
+deadline=$((SECONDS + 120))
+until settled; do
+  [ $SECONDS -lt $deadline ] || rt_fail "Meta, PostgreSQL and the gateway still disagree after 120 s: $(disagree)"
+  sleep 0.5
+done
 sleep 3     # a late duplicate would be here by now
-settled || rt_fail "Meta / PostgreSQL / gateway disagree after settling: Purchases at Meta $(meta_ids Purchase | wc -l), paid $(paid_ids | wc -l), paid at gateway $(gateway_paid)"
-PAID=$(paid_ids | wc -l)
-rt_assert_eq "$(count payments)" "$PAID" "payments made by demo-traffic vs paid in PostgreSQL"
+settled || rt_fail "Meta, PostgreSQL and the gateway disagree after settling: $(disagree)"
+PAID=$(wc -l < "$RT_DIR/paid.txt")
+rt_assert_eq "$C_payments" "$PAID" "payments made by demo-traffic vs paid in PostgreSQL"
 rt_assert_eq "$PAID" "$(meta_ids Purchase | uniq | wc -l)" "distinct Purchase event_ids at Meta"
-rt_assert_eq 0 "$(rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND delivery_status <> 'sent'")" \
-  "paid payments not delivered"
-# Silent payments (no webhook) were found by the reconciler, not a webhook.
-[ "$(rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND notified_at IS NULL")" -ge "$(count silent_payments)" ] \
-  || rt_fail "fewer payments without a webhook than demo-traffic made"
-rt_assert_eq "$(count joins)" "$(rt_psql "SELECT count(*) FROM payments WHERE joined_at IS NOT NULL")" \
+# Payments made without a webhook were found by the reconciler.
+[ "$(rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND notified_at IS NULL")" -ge "$C_silent_payments" ] \
+  || rt_fail "fewer payments without a webhook in PostgreSQL than demo-traffic made"
+rt_assert_eq "$C_joins" "$(rt_psql "SELECT count(*) FROM payments WHERE joined_at IS NOT NULL")" \
   "joins through the invite links"
 
 for name in PageView ViewContent InitiateCheckout Purchase; do
-  [ "$(meta_ids "$name" | wc -l)" -ge 1 ] || rt_fail "no $name at the fake Meta"
+  [ -n "$(meta_ids "$name")" ] || rt_fail "no $name at the fake Meta"
 done
 rt_assert_eq "$(rt_psql "SELECT count(*) FROM leads")" "$(meta_ids ViewContent | uniq | wc -l)" \
   "ViewContent at Meta (one per lead: each simulated user starts once)"
-rt_assert_eq "$(rt_psql "SELECT count(*) FROM leads WHERE click_id IS NOT NULL")" \
-  "$(rt_psql "SELECT count(*) FROM leads")" "leads attributed to their click"
+rt_assert_eq "$(meta_ids ViewContent | wc -l)" "$(meta_ids ViewContent | uniq | wc -l)" \
+  "duplicate ViewContent at Meta"
+rt_assert_eq "$(rt_psql "SELECT count(*) FROM leads")" \
+  "$(rt_psql "SELECT count(*) FROM leads WHERE click_id IS NOT NULL")" "leads attributed to their click"
 rt_assert_eq "$(rt_psql "SELECT count(*) FROM payments")" "$(meta_ids InitiateCheckout | uniq | wc -l)" \
   "InitiateCheckout at Meta (one per payment)"
 
 # ---- automated clicks are kept out of Meta ------------------------------------------------
 BOTS_UA="user_agent ~* '(facebookexternalhit|meta-externalagent|telegrambot|whatsapp|googlebot|ahrefsbot)'"
-rt_assert_eq "$(count clicks)" "$(rt_psql "SELECT count(*) FROM clicks")" "clicks stored"
-rt_assert_eq "$(count automated)" "$(rt_psql "SELECT count(*) FROM clicks WHERE $BOTS_UA")" "crawler clicks stored"
+rt_assert_eq "$C_clicks" "$(rt_psql "SELECT count(*) FROM clicks")" "clicks stored"
+rt_assert_eq "$C_automated" "$(rt_psql "SELECT count(*) FROM clicks WHERE $BOTS_UA")" "crawler clicks stored"
 rt_psql "SELECT 'pv-' || click_id FROM clicks WHERE $BOTS_UA" | sort > "$RT_DIR/crawler-pv.txt"
 rt_psql "SELECT 'pv-' || click_id FROM clicks WHERE NOT $BOTS_UA" | sort > "$RT_DIR/human-pv.txt"
-rt_wait_for "every human click's PageView at Meta" 30 \
-  bash -c "[ \"\$(curl -sf $RASTRO_META_GRAPH_URL/_fake/events | python3 -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e[\"event\"][\"event_name\"] == \"PageView\"))')\" -ge $(wc -l < "$RT_DIR/human-pv.txt") ]"
+pageviews_in() { snapshot && [ "$(meta_ids PageView | wc -l)" -ge "$(wc -l < "$RT_DIR/human-pv.txt")" ]; }
+rt_wait_for "every human click's PageView at Meta" 30 pageviews_in
 meta_ids PageView > "$RT_DIR/meta-pv.txt"
 [ -z "$(comm -12 "$RT_DIR/crawler-pv.txt" "$RT_DIR/meta-pv.txt")" ] \
   || rt_fail "crawler clicks reached Meta: $(comm -12 "$RT_DIR/crawler-pv.txt" "$RT_DIR/meta-pv.txt" | head -3)"
