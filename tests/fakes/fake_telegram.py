@@ -113,6 +113,7 @@ Control API (for the tests, never sent by rastro):
                                   "callback_query_id","invite_link","mono","wall"}
                                   (mono = time.monotonic(), wall = time.time(), at
                                   the call)
+                                  ?after=SEQ: only the entries after that seq
     DELETE /_fake/sent            clears that list
     GET  /_fake/deliveries        -> every webhook delivery attempt {"bot_id",
                                   "update_id","status" (null: no answer),
@@ -198,7 +199,9 @@ class Bot:
         self.first_name = first_name
         self.cond = threading.Condition(state.lock)   # wakes polls and the webhook sender
         self.queue = []             # pending updates (dicts), in update_id order
-        self.next_update_id = random.randint(100000000, 900000000)
+        # Rising with the clock (like Telegram's after a quiet spell is random,
+        # but never below what a client confirmed before a restart of the fake).
+        self.next_update_id = int(time.time() * 1000) % 10**12 + random.randint(0, 999)
         self.next_message_id = 0
         self.poll_gen = 0           # a newer getUpdates replaces the waiting one
         self.allowed_updates = None  # None or [] = the default set
@@ -1084,8 +1087,10 @@ class Handler(BaseHTTPRequestHandler):
                 calls = list(st.calls)
             return self.send_json(200, calls)
         if what == "sent" and cmd == "GET":
+            after = urllib.parse.parse_qs(query).get("after", ["0"])[0]
+            after = int(after) if after.isdigit() else 0
             with st.lock:
-                sent = list(st.sent)
+                sent = [e for e in st.sent if e["seq"] > after] if after else list(st.sent)
             return self.send_json(200, sent)
         if what == "sent" and cmd == "DELETE":
             with st.lock:
