@@ -784,6 +784,7 @@ rst_bots_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance,
     long workers = rst_topology_get_long (topo, S_CLS, instance, "workers", 4);
     long reconcile = rst_topology_get_long (topo, S_CLS, instance, "reconcile_s", 30);
     long poll_timeout = rst_topology_get_long (topo, S_CLS, instance, "poll_timeout_s", 25);
+    long lease = rst_topology_get_long (topo, S_CLS, instance, "lease_s", RST_FUNNEL_LEASE_S);
     if (workers < 1 || workers > S_MAX_WORKERS) {
         snprintf (err, errlen, "topology: [bots] workers must be 1..%d, not %ld", S_MAX_WORKERS, workers);
         free (self);
@@ -806,6 +807,11 @@ rst_bots_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance,
         files.rlim_cur = files.rlim_max;
         if (setrlimit (RLIMIT_NOFILE, &files))
             rst_warn (S_CLS, "cannot raise the open files limit: %s", strerror (errno));
+    }
+    if (lease < 2 || lease > 3600) {
+        snprintf (err, errlen, "topology: [bots] lease_s must be 2..3600, not %ld", lease);
+        free (self);
+        return NULL;
     }
     self->nworkers = (int) workers;
     self->reconcile_s = (int) reconcile;
@@ -839,6 +845,7 @@ rst_bots_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance,
     self->env.registry = self->registry;
     self->env.emitter = self->emitter;
     self->env.stop = &self->stop;
+    self->env.lease_s = (int) lease;
     return self;
 fail:
     rst_bots_destroy (&self);
@@ -850,8 +857,8 @@ rst_bots_print (const rst_bots_t *self)
 {
     rst_info (S_CLS, "in = %s (Telegram webhook updates and payment webhooks from the fronts)",
               self->in_ep);
-    rst_info (S_CLS, "workers = %d, reconcile_s = %d, poll_timeout_s = %d", self->nworkers,
-              self->reconcile_s, self->poll_timeout_s);
+    rst_info (S_CLS, "workers = %d, reconcile_s = %d, poll_timeout_s = %d, lease_s = %d",
+              self->nworkers, self->reconcile_s, self->poll_timeout_s, self->env.lease_s);
     rst_info (S_CLS, "public_url = %s (gateways' notification URLs: <public_url>/webhook/<gateway>)",
               self->cfg->public_url);
 }

@@ -18,7 +18,8 @@
                 deliveries to retry, handled updates older than 48 h deleted.
     Topology keys of [bots]: in, inbox_acks, journal, acks, required_acks,
     events, replay_after, sync_ms (rst_emitter / rst_keeper), workers,
-    reconcile_s, poll_timeout_s.
+    reconcile_s, poll_timeout_s, lease_s (seconds a worker holds an update
+    before another may retry it; default 60).
 */
 #ifndef RST_BOTS_H
 #define RST_BOTS_H

@@ -880,7 +880,7 @@ rst_funnel_update (rst_funnel_t *self, int64_t bot_id, int64_t update_id)
     char b[24], id[24], lease[24];
     snprintf (b, sizeof b, "%" PRId64, bot_id);
     snprintf (id, sizeof id, "%" PRId64, update_id);
-    snprintf (lease, sizeof lease, "%d", RST_FUNNEL_LEASE_S);
+    snprintf (lease, sizeof lease, "%d", env->lease_s > 0 ? env->lease_s : RST_FUNNEL_LEASE_S);
     const char *params[] = {b, id, lease};
     PGresult *res = s_q (self, "claim update",
                          "UPDATE tg_updates SET attempts = attempts + 1, "

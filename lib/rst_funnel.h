@@ -32,7 +32,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define RST_FUNNEL_LEASE_S        60       //  a claimed update is retried after this
+#define RST_FUNNEL_LEASE_S        60       //  default lease: a claimed update is retried after this
 #define RST_FUNNEL_CLICK_WAIT_MS  3000     //  how long /start waits for its click to be stored
 #define RST_FUNNEL_CHARGE_TTL_S   1800     //  PIX charges expire after 30 minutes
 #define RST_FUNNEL_INVITE_TTL_S   3600     //  one-person invite links expire after an hour
@@ -54,6 +54,7 @@ typedef struct {
     pthread_mutex_t rate_lock;
     rst_funnel_stats_t stats;
     atomic_int *stop;               //  set when the node stops (ends waits early)
+    int lease_s;                    //  how long a worker holds an update ([bots] lease_s)
 } rst_funnel_env_t;
 
 typedef struct rst_funnel_t rst_funnel_t;

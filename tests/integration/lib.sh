@@ -68,6 +68,87 @@ rt_fake_telegram() {
   rt_wait_for "fake telegram" 10 curl -sf "$RASTRO_TELEGRAM_API_URL/_fake/health"
 }
 
+# rt_demo_setup: the demo of scripts/up, for tests that drive it with
+# scripts/demo-traffic: starts the fake Meta and the fake gateways (exports
+# RASTRO_META_GRAPH_URL, RASTRO_GATEWAY_*_URL, GW_URL) and seeds the demo
+# seller, pixel, two bots, pool `demo`, their PushinPay gateway and offer with
+# the same CLI commands (DEMO_CHAT is the offer's private group). Call it
+# after rt_fake_telegram.
+rt_demo_setup() {
+  META_PORT=$(rt_free_port)
+  rt_bg python3 "$RASTRO_SOURCE_DIR/tests/fakes/fake_meta.py" --port "$META_PORT" --quiet
+  export RASTRO_META_GRAPH_URL="http://127.0.0.1:$META_PORT"
+  GW_PORT=$(rt_free_port)
+  rt_bg python3 "$RASTRO_SOURCE_DIR/tests/fakes/fake_gateways.py" --port "$GW_PORT"
+  GW_URL="http://127.0.0.1:$GW_PORT"
+  export RASTRO_GATEWAY_MERCADOPAGO_URL=$GW_URL RASTRO_GATEWAY_PUSHINPAY_URL=$GW_URL \
+    RASTRO_GATEWAY_SYNCPAY_URL=$GW_URL
+  rt_wait_for "fake meta" 10 curl -sf "$RASTRO_META_GRAPH_URL/_fake/health"
+  rt_wait_for "fake gateways" 10 curl -sf "$GW_URL/_fake/health"
+
+  # ---- the demo data, as scripts/up seeds it ---------------------------------------
+  DEMO_CHAT=-1001234567890
+  curl -sf -X POST "$RASTRO_META_GRAPH_URL/_fake/config" \
+    -d '{"tokens":{"100000000000001":"EAAB-DEMO-meta-token-not-real"}}' >/dev/null
+  curl -sf -X POST "$RASTRO_TELEGRAM_API_URL/_fake/bots" -d '{"token":"910001:DEMO-token-one-not-real","username":"rastro_demo_one_bot","id":910001}' >/dev/null
+  curl -sf -X POST "$RASTRO_TELEGRAM_API_URL/_fake/bots" -d '{"token":"910002:DEMO-token-two-not-real","username":"rastro_demo_two_bot","id":910002}' >/dev/null
+  curl -sf -X POST "$RASTRO_TELEGRAM_API_URL/_fake/chats" \
+    -d "{\"chat_id\":$DEMO_CHAT,\"title\":\"alunos\",\"admins\":[910001,910002]}" >/dev/null
+  D=$RT_DIR/demo
+  (umask 077; mkdir -p "$D"
+   printf '910001:DEMO-token-one-not-real\n' > "$D/bot1"
+   printf '910002:DEMO-token-two-not-real\n' > "$D/bot2"
+   printf 'EAAB-DEMO-meta-token-not-real\n' > "$D/meta"
+   printf '{"token":"pp-api-token","webhook_token":"pp-webhook-token"}\n' > "$D/pushinpay.json"
+   printf '<b>Curso Tráfego Pago Pro</b> 🚀\n\nAprenda a anunciar do zero.\n' > "$D/welcome.html")
+  echo 'demo-rastro' | rastro user add demo@rastro.local >/dev/null
+  rastro pixel add 100000000000001 --token-file "$D/meta" --test-event-code TEST00000 >/dev/null
+  rastro bot add --token-file "$D/bot1" >/dev/null
+  rastro bot add --token-file "$D/bot2" >/dev/null
+  rastro pool add demo --pixel 100000000000001 --bot rastro_demo_one_bot:2 --bot rastro_demo_two_bot:1 \
+    --strategy weighted >/dev/null
+  for bot in rastro_demo_one_bot rastro_demo_two_bot; do
+    rastro gateway set "$bot" pushinpay --credentials-file "$D/pushinpay.json" >/dev/null
+    rastro offer add --bot "$bot" --name 'Curso Tráfego Pago Pro' --price 97.00 \
+      --deliver-chat "$DEMO_CHAT" --welcome-file "$D/welcome.html" >/dev/null
+  done
+}
+
+# rt_demo_snapshot: the fake Meta's events as "<event_name> <event_id>" lines in
+# $RT_DIR/meta.txt, the number of charges paid at the fake gateway in
+# $RT_DIR/gw-paid.txt, and the payments in PostgreSQL in $RT_DIR/paid.txt
+# ("pur-<id>" of each paid one, sorted) and $RT_DIR/undelivered.txt.
+rt_demo_snapshot() {
+  curl -sf "$RASTRO_META_GRAPH_URL/_fake/events" > "$RT_DIR/meta.json" || return 1
+  curl -sf "$GW_URL/_fake/charges" > "$RT_DIR/charges.json" || return 1
+  python3 - "$RT_DIR" <<'PY' || return 1
+import json, os, sys
+d = sys.argv[1]
+with open(os.path.join(d, "meta.txt"), "w") as f:
+    for e in json.load(open(os.path.join(d, "meta.json"))):
+        f.write("%s %s\n" % (e["event"]["event_name"], e["event_id"]))
+with open(os.path.join(d, "gw-paid.txt"), "w") as f:
+    f.write("%d\n" % sum(1 for c in json.load(open(os.path.join(d, "charges.json")))
+                         if c["status"] == "paid"))
+PY
+  rt_psql "SELECT 'pur-' || id FROM payments WHERE status = 'paid'" | sort > "$RT_DIR/paid.txt"
+  rt_psql "SELECT count(*) FROM payments WHERE status = 'paid' AND delivery_status <> 'sent'" \
+    > "$RT_DIR/undelivered.txt"
+}
+rt_demo_meta_ids() { awk -v n="$1" '$1 == n { print $2 }' "$RT_DIR/meta.txt" | sort; }
+rt_demo_settled() {
+  rt_demo_snapshot && [ "$(rt_demo_meta_ids Purchase)" = "$(cat "$RT_DIR/paid.txt")" ] \
+    && [ "$(wc -l < "$RT_DIR/paid.txt")" = "$(cat "$RT_DIR/gw-paid.txt")" ] \
+    && [ "$(cat "$RT_DIR/undelivered.txt")" = 0 ]
+}
+rt_demo_disagree() {
+  echo "Purchases at Meta $(rt_demo_meta_ids Purchase | wc -l) (distinct $(rt_demo_meta_ids Purchase | uniq | wc -l)," \
+    "missing: $(comm -13 <(rt_demo_meta_ids Purchase | uniq) "$RT_DIR/paid.txt" | head -3 | tr '\n' ' ')," \
+    "unknown: $(comm -23 <(rt_demo_meta_ids Purchase | uniq) "$RT_DIR/paid.txt" | head -3 | tr '\n' ' '))," \
+    "paid in PostgreSQL $(wc -l < "$RT_DIR/paid.txt"), paid at the gateway $(cat "$RT_DIR/gw-paid.txt")," \
+    "paid but not delivered $(cat "$RT_DIR/undelivered.txt")"
+}
+
 rt_cleanup() {
   local rc=$?
   set +e

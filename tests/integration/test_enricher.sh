@@ -185,7 +185,10 @@ P1=$(( $(arrival p1 last) - T6 )); N1=$(( $(arrival np1 last) - T6 ))
 rt_log "   Purchase after ${P1} ms, PageView after ${N1} ms (flush_ms 1000)"
 awk '$1 == "B" && $3 == 1 && $4 == "222" && $5 == 1 && $6 == 3 { ok = 1 } END { exit !ok }' "$SINK_LOG" \
   || rt_fail "no priority batch of the 3 Purchases"
-[ "$P1" -lt "$N1" ] && [ "$P1" -lt 1000 ] || rt_fail "the priority lane took ${P1} ms (PageView: ${N1} ms)"
+# Order, not a time bound: the Purchases were pushed after the PageView and
+# leave before it, which waits for flush_ms (a loaded machine may take longer
+# than flush_ms for both).
+[ "$P1" -lt "$N1" ] || rt_fail "the priority lane took ${P1} ms, not less than the PageView's ${N1} ms"
 [ "$N1" -ge 800 ] || rt_fail "a PageView left before flush_ms (${N1} ms)"
 
 # 7. 2,500 events of one pixel: batches of at most 1,000.
