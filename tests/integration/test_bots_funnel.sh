@@ -204,7 +204,7 @@ inject "$(start_update $DORA Dora)"
 N=1 rt_wait_for "Dora's welcome after a 429" 30 sent_at_least sendMessage $DORA "buy:$OFFER"
 rt_wait_for "the 429 counted" 10 bash -c "[ \"\$(sed -n 's/^rastro_bots_telegram_throttled_total //p' $RASTRO_DATA_DIR/run/bots-0.prom)\" != 0 ]"
 
-# --- a bot in webhook mode: updates through the front, a text delivered -----------------------------
+# --- a bot in webhook mode selling through Mercado Pago: updates through the front, a text delivered -----------------------------
 HOOK_ID=700402
 HOOK_TOKEN="$HOOK_ID:AAH-hook-token-xyz"
 curl -sf -X POST "$TG/_fake/bots" -d "{\"token\":\"$HOOK_TOKEN\",\"username\":\"hook_bot\",\"id\":$HOOK_ID}" >/dev/null
@@ -212,7 +212,9 @@ printf '%s\n' "$HOOK_TOKEN" > "$RT_DIR/t2"
 rastro bot add --token-file "$RT_DIR/t2" >/dev/null
 rastro pool add hook --pixel 123456789 --bot hook_bot >/dev/null
 rastro offer add --bot hook_bot --name 'E-book' --price 19.90 --deliver-text 'Baixe aqui: https://example.com/ebook' >/dev/null
-rastro gateway set hook_bot pushinpay --credentials-file "$RT_DIR/pp.json" >/dev/null
+printf '{"access_token":"TEST-mp-access-token","webhook_secret":"mp-webhook-secret"}\n' > "$RT_DIR/mp.json"
+chmod 600 "$RT_DIR/mp.json"
+rastro gateway set hook_bot mercadopago --credentials-file "$RT_DIR/mp.json" >/dev/null
 rastro bot webhook hook_bot --url "$BASE" >/dev/null 2>&1 || rt_fail "rastro bot webhook"
 HOOK_OFFER=$(rt_psql "SELECT o.id FROM offers o JOIN bots b ON b.id = o.bot_id WHERE b.username = 'hook_bot'")
 rt_wait_for "the hook pool in the front's snapshot" 10 bash -c "curl -s -o /dev/null -w '%{http_code}' $BASE/go/hook | grep -q 302"
@@ -229,7 +231,12 @@ rt_assert_eq "$CLICK2" "$(rt_psql "SELECT click_id FROM leads WHERE tg_user_id =
 curl -sf -X POST "$TG/_fake/updates" -d "{\"token\":\"$HOOK_TOKEN\",\"update\":{\"update_id\":5002,$(tap_update $EVA "buy:$HOOK_OFFER")}}" >/dev/null
 N=1 rt_wait_for "Eva's PIX code" 30 sent_at_least sendMessage $EVA "000201"
 IFS='|' read -r PAY5 CHARGE5 < <(rt_psql "SELECT p.id, p.charge_id FROM payments p JOIN leads l ON l.id = p.lead_id WHERE l.tg_user_id = $EVA")
-pay "{\"gateway\":\"pushinpay\",\"id\":\"$CHARGE5\",\"form\":true}"
+# Mercado Pago: the webhook has no status, only the id, signed (x-signature).
+rt_assert_eq 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/webhook/mercadopago?data.id=$CHARGE5&type=payment" \
+  -H "x-signature: ts=$(date +%s),v1=$(printf '0%.0s' $(seq 64))" -H 'x-request-id: forged-1' \
+  -d "{\"action\":\"payment.updated\",\"data\":{\"id\":\"$CHARGE5\"},\"type\":\"payment\"}")" \
+  "a forged Mercado Pago signature"
+pay "{\"gateway\":\"mercadopago\",\"id\":\"$CHARGE5\"}"
 N=1 rt_wait_for "Eva's e-book" 30 sent_at_least sendMessage $EVA "Baixe aqui"
 rt_assert_eq sent "$(rt_psql "SELECT delivery_status FROM payments WHERE id = $PAY5")" "text delivery"
 
