@@ -12,6 +12,9 @@
          leaves nothing half-created (runtime failure: one line, exit 1);
       4. prints one confirming line (add) or an aligned table (list).
 
+    The toolkit they share with the other admin commands (option parsing,
+    the owner rules, queries, tables, sealing) is cmd_common.c's.
+
     Ownership: every pixel, bot and pool belongs to a user. `--owner EMAIL`
     chooses the user; without it the only user is the owner, several users
     make --owner required, and no user at all asks for `rastro user add`.
@@ -20,8 +23,11 @@
     Secrets: Meta and Telegram tokens are read from files (never from the
     command line, where `ps` and shell history would see them), sealed with
     rst_secret under the master key (created 0600 on first use) and stored
-    as bytea. No token is ever printed: errors name the file, `list` says
-    "set". Passwords come from stdin (the first line; with a terminal, typed
+    as bytea. No token is ever printed: errors name the file (and line),
+    `list` says "set". `bot import` registers many bots at once, all or
+    none: each token goes through the steps of `bot add` (shape, already
+    registered?, getMe over one reused client, sealing), then one
+    transaction inserts them all with a prepared statement. Passwords come from stdin (the first line; with a terminal, typed
     twice without echo) and are stored as argon2id hashes.
 
     Triggers in 001_init.sql NOTIFY rastro_config on every change, so the
@@ -34,6 +40,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,366 +50,33 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define S_OK    0               //  exit statuses (commands.h)
-#define S_FAIL  1
-#define S_USAGE 2
-
-#define S_EMAIL_MAX       254   //  users.email CHECK
-#define S_EMAIL_LOCAL_MAX 64
 #define S_PASSWORD_MIN    8     //  characters
 #define S_PASSWORD_MAX    1024  //  bytes
 #define S_TOKEN_FILE_MAX  4096  //  bytes; Meta tokens are a few hundred
 #define S_PIXEL_ID_MAX    32    //  digits
 #define S_SLUG_MAX        64
 #define S_CODE_MAX        64    //  --test-event-code
-#define S_USERNAME_MIN    5     //  Telegram usernames: 5-32 of [A-Za-z0-9_]
-#define S_USERNAME_MAX    32
 #define S_WEIGHT_MIN      1
 #define S_WEIGHT_MAX      1000
 #define S_POOL_BOTS_MAX   100   //  --bot options in one pool
-#define S_ERR_MAX         1024
+#define S_TOKENS_FILE_MAX (1024 * 1024)   //  bytes of `bot import --tokens-file`
+#define S_IMPORT_MAX      10000 //  tokens in one `bot import`
+#define S_IMPORT_PROGRESS 50    //  `bot import`: a progress line every so many getMe calls
+#define S_IMPORT_NOTES    20    //  `bot import`: skip notes printed in full
 
 //  ---------------------------------------------------------------------------
 //  Argument checks. Each returns 1 if VALUE is acceptable.
 
 static int
-s_is_help (const char *arg)
-{
-    return !strcmp (arg, "--help") || !strcmp (arg, "-h");
-}
-
-//  1 if any argument before "--" asks for help.
-static int
-s_wants_help (int argc, char **argv)
-{
-    for (int i = 1; i < argc && strcmp (argv[i], "--"); i++)
-        if (s_is_help (argv[i]))
-            return 1;
-    return 0;
-}
-
-//  1 if VALUE is 1 to MAX characters, each a letter, a digit or one of EXTRA.
-static int
-s_is_word (const char *value, size_t min, size_t max, const char *extra)
-{
-    size_t n = strlen (value);
-    if (n < min || n > max)
-        return 0;
-    for (const char *s = value; *s; s++)
-        if (!isalnum ((unsigned char) *s) && !strchr (extra, *s))
-            return 0;
-    return 1;
-}
-
-static int
 s_is_pixel_id (const char *value)
 {
-    size_t n = strlen (value);
-    if (n < 1 || n > S_PIXEL_ID_MAX)
-        return 0;
-    for (const char *s = value; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
+    return cmd_is_number (value, S_PIXEL_ID_MAX);
 }
 
 static int
 s_is_slug (const char *value)
 {
-    return s_is_word (value, 1, S_SLUG_MAX, "_-");
-}
-
-//  Shape of an address: local@domain.tld, printable ASCII, no spaces.
-//  Deliverability is not our business; typos like "a@b" or "a b@c.d" are.
-static int
-s_is_email (const char *value)
-{
-    size_t n = strlen (value);
-    const char *at = strchr (value, '@');
-    if (n < 3 || n > S_EMAIL_MAX || !at || strchr (at + 1, '@'))
-        return 0;
-    size_t local = (size_t) (at - value);
-    if (local < 1 || local > S_EMAIL_LOCAL_MAX)
-        return 0;
-    for (const char *s = value; s < at; s++)
-        if (*s <= ' ' || *s >= 127 || strchr ("\"(),:;<>[\\]", *s))
-            return 0;
-    const char *domain = at + 1;
-    if (!strchr (domain, '.') || *domain == '.' || *domain == '-' || strstr (domain, "..")
-        || domain[strlen (domain) - 1] == '.' || domain[strlen (domain) - 1] == '-')
-        return 0;
-    for (const char *s = domain; *s; s++)
-        if (!isalnum ((unsigned char) *s) && *s != '.' && *s != '-')
-            return 0;
-    return 1;
-}
-
-//  Copies EMAIL lower-cased into OUT (S_EMAIL_MAX + 1 bytes).
-static void
-s_lower (const char *email, char *out)
-{
-    size_t i = 0;
-    for (; email[i] && i < S_EMAIL_MAX; i++)
-        out[i] = (char) tolower ((unsigned char) email[i]);
-    out[i] = 0;
-}
-
-//  A bot given on the command line: "@name", "name" → "name".
-static const char *
-s_bot_name (const char *arg)
-{
-    return arg[0] == '@' ? arg + 1 : arg;
-}
-
-static int
-s_is_username (const char *name)
-{
-    return s_is_word (name, S_USERNAME_MIN, S_USERNAME_MAX, "_");
-}
-
-//  ---------------------------------------------------------------------------
-//  Options
-
-//  Matches ARGV[*I] against option NAME, written "--name VALUE" or
-//  "--name=VALUE". Returns 0 if it is another argument; 1 with *VALUE set
-//  (and *I moved past a separate value); -1 after printing why if the value
-//  is missing, or if the option was given twice (*VALUE already set) and
-//  REPEATABLE is 0.
-static int
-s_opt (int argc, char **argv, int *i, const char *name, const char **value, int repeatable)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen (name);
-    if (strncmp (arg, name, n) || (arg[n] != 0 && arg[n] != '='))
-        return 0;
-    if (*value && !repeatable) {
-        cmd_fail (S_USAGE, "%s given twice", name);
-        return -1;
-    }
-    if (arg[n] == '=')
-        *value = arg + n + 1;
-    else if (*i + 1 < argc)
-        *value = argv[++*i];
-    else {
-        cmd_fail (S_USAGE, "%s needs a value (see --help)", name);
-        return -1;
-    }
-    return 1;
-}
-
-//  Classifies an argument that is no known option: returns 1 for a
-//  positional argument, -1 for the "--" that ends the options (*DASHDASH
-//  becomes 1), and 0 after printing why for an unknown option.
-static int
-s_positional (const char *arg, int *dashdash)
-{
-    if (!*dashdash && !strcmp (arg, "--")) {
-        *dashdash = 1;
-        return -1;
-    }
-    if (!*dashdash && arg[0] == '-' && arg[1]) {
-        cmd_fail (S_USAGE, "unknown option %s (see --help)", arg);
-        return 0;
-    }
-    return 1;
-}
-
-//  One option of a command: `NAME VALUE` or `NAME=VALUE` into *VALUE, or,
-//  when FLAG is set, a bare `NAME` that sets *FLAG to 1.
-typedef struct {
-    const char *name;
-    const char **value;
-    int *flag;
-} s_optdef_t;
-
-#define S_TOO_MANY (-1)     //  s_parse_args: more positional arguments than allowed
-
-//  Parses ARGV[1..ARGC) for a command with the options OPTS (an array
-//  ending with {NULL}; may be NULL for none) and up to MAX positional
-//  arguments, stored into POS[0..MAX) (unused entries NULL) and counted in
-//  *NPOS (may be NULL). Each option may be given once; "--" ends the
-//  options. Returns S_OK; S_USAGE after printing why; or S_TOO_MANY,
-//  printing nothing, at the first positional argument over MAX (the caller
-//  says what the command takes).
-static int
-s_parse_args (int argc, char **argv, const s_optdef_t *opts, const char **pos, int max,
-              int *npos)
-{
-    int n = 0, dashdash = 0;
-    for (int k = 0; k < max; k++)
-        pos[k] = NULL;
-    for (int i = 1; i < argc; i++) {
-        int m = 0;
-        for (const s_optdef_t *o = opts; !dashdash && o && o->name && !m; o++) {
-            if (o->flag && !strcmp (argv[i], o->name)) {
-                *o->flag = 1;
-                m = 1;
-            }
-            else if (!o->flag)
-                m = s_opt (argc, argv, &i, o->name, o->value, 0);
-        }
-        if (m < 0)
-            return S_USAGE;
-        if (m > 0)
-            continue;
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (n == max)
-            return S_TOO_MANY;
-        pos[n++] = argv[i];
-    }
-    if (npos)
-        *npos = n;
-    return S_OK;
-}
-
-//  ---------------------------------------------------------------------------
-//  PostgreSQL
-
-//  Runs SQL with NPARAMS text parameters (a NULL entry is SQL NULL).
-//  Returns the result (the caller's, PQclear) on success; NULL on failure,
-//  with the SQLSTATE in STATE (6 bytes, may be NULL) and the message in ERR.
-static PGresult *
-s_query (PGconn *conn, const char *sql, int nparams, const char *const *params, char *state,
-         char *err, size_t errlen)
-{
-    if (state)
-        state[0] = 0;
-    PGresult *res = PQexecParams (conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return res;
-    const char *code = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
-    if (state && code)
-        snprintf (state, 6, "%s", code);
-    const char *msg = res ? PQresultErrorField (res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf (err, errlen, "postgresql: %s", msg ? msg : PQerrorMessage (conn));
-    //  libpq's messages end in a newline; keep errors on one line.
-    for (char *s = err; *s; s++)
-        if (*s == '\n')
-            *s = *(s + 1) ? ' ' : 0;
-    PQclear (res);
-    return NULL;
-}
-
-//  Runs a statement that returns nothing interesting. Returns 0 or prints
-//  why and returns S_FAIL.
-static int
-s_exec (PGconn *conn, const char *sql)
-{
-    char err[S_ERR_MAX];
-    PGresult *res = s_query (conn, sql, 0, NULL, NULL, err, sizeof err);
-    if (!res)
-        return cmd_fail (S_FAIL, "%s", err);
-    PQclear (res);
-    return S_OK;
-}
-
-static void
-s_rollback (PGconn *conn)
-{
-    PGresult *res = PQexec (conn, "ROLLBACK");
-    PQclear (res);
-}
-
-#define S_UNIQUE_VIOLATION "23505"
-
-//  A user, as commands refer to it.
-typedef struct {
-    char id[24];                        //  users.id as text (a query parameter)
-    char email[S_EMAIL_MAX + 1];        //  for messages
-} s_owner_t;
-
-//  Looks up user EMAIL (as typed). Returns 0 with *OWNER filled, or the exit
-//  status after printing why.
-static int
-s_find_user (PGconn *conn, const char *email, s_owner_t *owner)
-{
-    if (!s_is_email (email))
-        return cmd_fail (S_USAGE, "'%s' is not an email address", email);
-    char lower[S_EMAIL_MAX + 1];
-    s_lower (email, lower);
-    const char *params[] = {lower};
-    char err[S_ERR_MAX];
-    PGresult *res = s_query (conn, "SELECT id, email FROM users WHERE email = $1", 1, params,
-                             NULL, err, sizeof err);
-    if (!res)
-        return cmd_fail (S_FAIL, "%s", err);
-    int rows = PQntuples (res);
-    if (rows == 1) {
-        snprintf (owner->id, sizeof owner->id, "%s", PQgetvalue (res, 0, 0));
-        snprintf (owner->email, sizeof owner->email, "%s", PQgetvalue (res, 0, 1));
-    }
-    PQclear (res);
-    if (rows != 1)
-        return cmd_fail (S_FAIL, "no user %s (`rastro user list` shows them; `rastro user add "
-                         "%s` creates it)", lower, lower);
-    return S_OK;
-}
-
-//  Resolves the owner of a new object: --owner EMAIL when given (EMAIL not
-//  NULL), else the only user. Returns 0 with *OWNER filled, or the exit
-//  status after printing why.
-static int
-s_resolve_owner (PGconn *conn, const char *email, s_owner_t *owner)
-{
-    if (email)
-        return s_find_user (conn, email, owner);
-    char err[S_ERR_MAX];
-    PGresult *res = s_query (conn, "SELECT id, email FROM users ORDER BY id LIMIT 2", 0, NULL,
-                             NULL, err, sizeof err);
-    if (!res)
-        return cmd_fail (S_FAIL, "%s", err);
-    int rows = PQntuples (res);
-    if (rows == 1) {
-        snprintf (owner->id, sizeof owner->id, "%s", PQgetvalue (res, 0, 0));
-        snprintf (owner->email, sizeof owner->email, "%s", PQgetvalue (res, 0, 1));
-    }
-    PQclear (res);
-    if (rows == 0)
-        return cmd_fail (S_FAIL, "there is no user yet: run `rastro user add <email>` first "
-                         "(everything belongs to a user)");
-    if (rows > 1)
-        return cmd_fail (S_USAGE, "there are several users: say whose it is with --owner EMAIL "
-                         "(`rastro user list` shows them)");
-    return S_OK;
-}
-
-//  Prints RES as a table: a header of its column names, then one line per
-//  row, columns padded to their widest value. EMPTY is printed instead
-//  when there are no rows.
-static void
-s_print_table (PGresult *res, const char *empty)
-{
-    int rows = PQntuples (res), cols = PQnfields (res);
-    if (rows == 0) {
-        printf ("%s\n", empty);
-        return;
-    }
-    size_t width[32] = {0};
-    if (cols > 32)
-        cols = 32;
-    for (int c = 0; c < cols; c++) {
-        width[c] = strlen (PQfname (res, c));
-        for (int r = 0; r < rows; r++) {
-            size_t n = strlen (PQgetvalue (res, r, c));
-            if (n > width[c])
-                width[c] = n;
-        }
-    }
-    for (int r = -1; r < rows; r++) {
-        for (int c = 0; c < cols; c++) {
-            const char *v = r < 0 ? PQfname (res, c)
-                                  : PQgetisnull (res, r, c) ? "-" : PQgetvalue (res, r, c);
-            if (c == cols - 1)
-                printf ("%s\n", v);
-            else
-                printf ("%-*s  ", (int) width[c], v);
-        }
-    }
+    return cmd_is_word (value, 1, S_SLUG_MAX, "_-");
 }
 
 //  Runs a list query with one parameter (the owner's id or NULL for all)
@@ -411,23 +86,23 @@ s_list (const rst_config_t *cfg, const char *owner_email, const char *sql, const
 {
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
-    int rc = S_OK;
-    s_owner_t owner;
+        return CMD_FAIL;
+    int rc = CMD_OK;
+    cmd_owner_t owner;
     const char *params[] = {NULL};
     if (owner_email) {
-        rc = s_find_user (conn, owner_email, &owner);
+        rc = cmd_find_user (conn, owner_email, &owner);
         if (rc)
             goto done;
         params[0] = owner.id;
     }
-    char err[S_ERR_MAX];
-    PGresult *res = s_query (conn, sql, 1, params, NULL, err, sizeof err);
+    char err[CMD_ERR_MAX];
+    PGresult *res = cmd_query (conn, sql, 1, params, NULL, NULL, NULL, err, sizeof err);
     if (!res) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
-    s_print_table (res, empty);
+    cmd_print_table (res, empty);
     PQclear (res);
 done:
     PQfinish (conn);
@@ -446,20 +121,20 @@ s_read_token_file (const char *path, char *buf, size_t buflen)
 {
     FILE *f = fopen (path, "rb");
     if (!f)
-        return cmd_fail (S_USAGE, "cannot read token file %s: %s", path, strerror (errno));
+        return cmd_fail (CMD_USAGE, "cannot read token file %s: %s", path, strerror (errno));
     size_t n = fread (buf, 1, buflen - 1, f);
     int more = n == buflen - 1 && fgetc (f) != EOF;
     int failed = ferror (f);
     fclose (f);
     buf[n] = 0;
-    int rc = S_OK;
+    int rc = CMD_OK;
     if (failed)
-        rc = cmd_fail (S_USAGE, "cannot read token file %s", path);
+        rc = cmd_fail (CMD_USAGE, "cannot read token file %s", path);
     else if (more)
-        rc = cmd_fail (S_USAGE, "token file %s is larger than %zu bytes: it should hold only the "
+        rc = cmd_fail (CMD_USAGE, "token file %s is larger than %zu bytes: it should hold only the "
                        "token", path, buflen - 2);
     else if (memchr (buf, 0, n))
-        rc = cmd_fail (S_USAGE, "token file %s is binary: it should hold only the token", path);
+        rc = cmd_fail (CMD_USAGE, "token file %s is binary: it should hold only the token", path);
     if (rc)
         goto fail;
     while (n > 0 && isspace ((unsigned char) buf[n - 1]))
@@ -470,48 +145,19 @@ s_read_token_file (const char *path, char *buf, size_t buflen)
     memmove (buf, buf + start, n - start + 1);
     n -= start;
     if (n == 0) {
-        rc = cmd_fail (S_USAGE, "token file %s is empty", path);
+        rc = cmd_fail (CMD_USAGE, "token file %s is empty", path);
         goto fail;
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char) buf[i] <= ' ' || (unsigned char) buf[i] >= 127) {
-            rc = cmd_fail (S_USAGE, "token file %s holds more than the token (spaces, several "
+            rc = cmd_fail (CMD_USAGE, "token file %s holds more than the token (spaces, several "
                            "lines or non-ASCII characters): put only the token in it", path);
             goto fail;
         }
-    return S_OK;
+    return CMD_OK;
 fail:
     sodium_memzero (buf, buflen);
     return rc;
-}
-
-//  Seals TOKEN under the master key and returns it as a bytea literal
-//  ("\x<hex>", the caller's, free()), or NULL after printing why.
-static char *
-s_seal_token (const rst_config_t *cfg, const char *token)
-{
-    char err[S_ERR_MAX];
-    rst_secret_t *secret = rst_secret_new (cfg->master_key_file, 1, err, sizeof err);
-    if (!secret) {
-        cmd_fail (S_FAIL, "%s", err);
-        return NULL;
-    }
-    size_t sealed_len = 0;
-    unsigned char *sealed = rst_secret_seal (secret, token, strlen (token), &sealed_len);
-    rst_secret_destroy (&secret);
-    if (!sealed) {
-        cmd_fail (S_FAIL, "libsodium: cannot encrypt the token");
-        return NULL;
-    }
-    char *hex = malloc (2 + sealed_len * 2 + 1);
-    if (hex) {
-        memcpy (hex, "\\x", 2);
-        sodium_bin2hex (hex + 2, sealed_len * 2 + 1, sealed, sealed_len);
-    }
-    else
-        cmd_fail (S_FAIL, "out of memory");
-    free (sealed);
-    return hex;
 }
 
 //  ---------------------------------------------------------------------------
@@ -559,27 +205,16 @@ s_read_hidden (const char *prompt, char *buf, size_t buflen)
     return n;
 }
 
-//  Number of characters (UTF-8 code points) in S.
-static size_t
-s_chars (const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char) *s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 //  Reads the new password for EMAIL: the first line of stdin, or typed twice
 //  on a terminal. Returns 0 with BUF filled, or the exit status after
 //  printing why (BUF wiped).
 static int
 s_read_password (const char *email, char *buf, size_t buflen)
 {
-    int rc = S_OK;
+    int rc = CMD_OK;
     int n;
     if (isatty (STDIN_FILENO)) {
-        char prompt[S_EMAIL_MAX + 32];
+        char prompt[CMD_EMAIL_MAX + 32];
         snprintf (prompt, sizeof prompt, "Password for %s: ", email);
         n = s_read_hidden (prompt, buf, buflen);
         if (n >= 0) {
@@ -587,7 +222,7 @@ s_read_password (const char *email, char *buf, size_t buflen)
             int m = s_read_hidden ("Again: ", again, sizeof again);
             if (m != n || strcmp (again, buf)) {
                 sodium_memzero (again, sizeof again);
-                rc = cmd_fail (S_USAGE, "the two passwords differ; nothing was changed");
+                rc = cmd_fail (CMD_USAGE, "the two passwords differ; nothing was changed");
                 goto fail;
             }
             sodium_memzero (again, sizeof again);
@@ -596,60 +231,17 @@ s_read_password (const char *email, char *buf, size_t buflen)
     else
         n = s_read_line (stdin, buf, buflen);
     if (n == -2)
-        rc = cmd_fail (S_USAGE, "the password is longer than %d bytes", S_PASSWORD_MAX);
+        rc = cmd_fail (CMD_USAGE, "the password is longer than %d bytes", S_PASSWORD_MAX);
     else if (n <= 0)
-        rc = cmd_fail (S_USAGE, "no password given: write it as the first line of stdin, e.g. "
+        rc = cmd_fail (CMD_USAGE, "no password given: write it as the first line of stdin, e.g. "
                        "`printf '%%s\\n' \"$PASSWORD\" | rastro user add %s`", email);
-    else if (s_chars (buf) < S_PASSWORD_MIN)
-        rc = cmd_fail (S_USAGE, "the password must have at least %d characters", S_PASSWORD_MIN);
-    if (rc == S_OK)
-        return S_OK;
+    else if (cmd_chars (buf) < S_PASSWORD_MIN)
+        rc = cmd_fail (CMD_USAGE, "the password must have at least %d characters", S_PASSWORD_MIN);
+    if (rc == CMD_OK)
+        return CMD_OK;
 fail:
     sodium_memzero (buf, buflen);
     return rc;
-}
-
-//  ---------------------------------------------------------------------------
-//  Subcommand table
-
-typedef struct {
-    const char *name;       //  argv[0] of the subcommand
-    int (*run) (int argc, char **argv, const rst_config_t *cfg);
-    const char *synopsis;   //  one line, after "rastro "
-    const char *help;       //  the rest of --help
-} s_sub_t;
-
-//  Prints the help of SUB on OUT.
-static void
-s_sub_help (const s_sub_t *sub, FILE *out)
-{
-    fprintf (out, "usage: rastro %s\n\n%s", sub->synopsis, sub->help);
-}
-
-//  Runs `rastro GROUP <sub> ...`: ARGV[0] is GROUP, ARGV[1] the subcommand.
-static int
-s_dispatch (const char *group, const char *summary, const s_sub_t *subs, int argc, char **argv,
-            const rst_config_t *cfg)
-{
-    if (argc < 2 || s_is_help (argv[1])) {
-        FILE *out = argc < 2 ? stderr : stdout;
-        fprintf (out, "usage: rastro %s <subcommand> ...   (rastro %s <subcommand> --help "
-                 "for more)\n\n%s\n\nsubcommands:\n", group, group, summary);
-        for (const s_sub_t *s = subs; s->name; s++)
-            fprintf (out, "  rastro %s\n", s->synopsis);
-        return argc < 2 ? S_USAGE : S_OK;
-    }
-    for (const s_sub_t *s = subs; s->name; s++) {
-        if (strcmp (argv[1], s->name))
-            continue;
-        if (s_wants_help (argc - 1, argv + 1)) {
-            s_sub_help (s, stdout);
-            return S_OK;
-        }
-        return s->run (argc - 1, argv + 1, cfg);
-    }
-    return cmd_fail (S_USAGE, "unknown subcommand '%s %s' (rastro %s --help lists them)", group,
-                     argv[1], group);
 }
 
 //  ---------------------------------------------------------------------------
@@ -659,38 +251,37 @@ static int
 s_user_add (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *email;
-    int rc = s_parse_args (argc, argv, NULL, &email, 1, NULL);
-    if (rc == S_TOO_MANY)
-        return cmd_fail (S_USAGE, "user add takes one email address (see --help)");
+    int rc = cmd_parse (argc, argv, NULL, &email, 0, 1,
+                        "user add takes one email address (see --help)");
     if (rc)
         return rc;
     if (!email)
-        return cmd_fail (S_USAGE, "usage: rastro user add <email>   (password on stdin)");
-    if (!s_is_email (email))
-        return cmd_fail (S_USAGE, "'%s' is not an email address", email);
-    char lower[S_EMAIL_MAX + 1];
-    s_lower (email, lower);
+        return cmd_fail (CMD_USAGE, "usage: rastro user add <email>   (password on stdin)");
+    if (!cmd_is_email (email))
+        return cmd_fail (CMD_USAGE, "'%s' is not an email address", email);
+    char lower[CMD_EMAIL_MAX + 1];
+    cmd_email_lower (email, lower);
 
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
+        return CMD_FAIL;
     char password[S_PASSWORD_MAX + 2];
     char hash[RST_PASSWORD_HASH_MAX];
     rc = s_read_password (lower, password, sizeof password);
     if (rc)
         goto done;
     if (rst_password_hash (password, hash)) {
-        rc = cmd_fail (S_FAIL, "libsodium: cannot hash the password (out of memory?)");
+        rc = cmd_fail (CMD_FAIL, "libsodium: cannot hash the password (out of memory?)");
         goto done;
     }
     const char *params[] = {lower, hash};
-    char err[S_ERR_MAX], state[6];
-    PGresult *res = s_query (conn, "INSERT INTO users (email, password_hash) VALUES ($1, $2)",
-                             2, params, state, err, sizeof err);
+    char err[CMD_ERR_MAX], state[6];
+    PGresult *res = cmd_query (conn, "INSERT INTO users (email, password_hash) VALUES ($1, $2)",
+                               2, params, NULL, NULL, state, err, sizeof err);
     if (!res) {
-        rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? cmd_fail (S_FAIL, "user %s already exists", lower)
-                 : cmd_fail (S_FAIL, "%s", err);
+        rc = !strcmp (state, CMD_UNIQUE_VIOLATION)
+                 ? cmd_fail (CMD_FAIL, "user %s already exists", lower)
+                 : cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
     PQclear (res);
@@ -705,14 +296,9 @@ done:
 static int
 s_user_list (int argc, char **argv, const rst_config_t *cfg)
 {
-    int dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p > 0)
-            return cmd_fail (S_USAGE, "user list takes no arguments (see --help)");
-    }
+    int rc = cmd_parse (argc, argv, NULL, NULL, 0, 0, "user list takes no arguments (see --help)");
+    if (rc)
+        return rc;
     return s_list (cfg, NULL,
                    "SELECT u.email AS \"EMAIL\","
                    " (SELECT count(*) FROM pixels p WHERE p.owner_id = u.id) AS \"PIXELS\","
@@ -724,7 +310,7 @@ s_user_list (int argc, char **argv, const rst_config_t *cfg)
                    "no users yet: add one with `rastro user add <email>`");
 }
 
-static const s_sub_t s_user_subs[] = {
+static const cmd_sub_t s_user_subs[] = {
     {"add", s_user_add, "user add <email>",
      "Creates a user, the owner of pixels, bots and pools. The password is the\n"
      "first line of stdin (typed twice, hidden, on a terminal); at least 8\n"
@@ -735,12 +321,11 @@ static const s_sub_t s_user_subs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_user (int argc, char **argv, const rst_config_t *cfg)
-{
-    return s_dispatch ("user", "Users own everything else (pixels, bots, pools).", s_user_subs,
-                       argc, argv, cfg);
-}
+const cmd_group_t cmd_user_group = {
+    .name = "user",
+    .summary = "Users own everything else (pixels, bots, pools).",
+    .subs = s_user_subs,
+};
 
 //  ---------------------------------------------------------------------------
 //  rastro pixel
@@ -749,28 +334,27 @@ static int
 s_pixel_add (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *pixel_id, *token_file = NULL, *code = NULL, *owner_email = NULL;
-    const s_optdef_t opts[] = {{"--token-file", &token_file, NULL},
-                               {"--test-event-code", &code, NULL},
-                               {"--owner", &owner_email, NULL},
-                               {NULL, NULL, NULL}};
-    int rc = s_parse_args (argc, argv, opts, &pixel_id, 1, NULL);
-    if (rc == S_TOO_MANY)
-        return cmd_fail (S_USAGE, "pixel add takes one pixel id (see --help)");
+    const cmd_optdef_t opts[] = {CMD_OPT ("--token-file", &token_file),
+                                 CMD_OPT ("--test-event-code", &code),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, &pixel_id, 0, 1,
+                        "pixel add takes one pixel id (see --help)");
     if (rc)
         return rc;
     if (!pixel_id)
-        return cmd_fail (S_USAGE, "pixel add needs the pixel id (see --help)");
+        return cmd_fail (CMD_USAGE, "pixel add needs the pixel id (see --help)");
     if (!s_is_pixel_id (pixel_id))
-        return cmd_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits, as in Meta's Events "
+        return cmd_fail (CMD_USAGE, "'%s' is not a pixel id (1 to %d digits, as in Meta's Events "
                          "Manager)", pixel_id, S_PIXEL_ID_MAX);
     if (!token_file)
-        return cmd_fail (S_USAGE, "pixel add needs --token-file FILE, a file holding the pixel's "
+        return cmd_fail (CMD_USAGE, "pixel add needs --token-file FILE, a file holding the pixel's "
                          "Conversions API access token");
-    if (code && !s_is_word (code, 1, S_CODE_MAX, "_-"))
-        return cmd_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
+    if (code && !cmd_is_word (code, 1, S_CODE_MAX, "_-"))
+        return cmd_fail (CMD_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
                          "or '-', e.g. TEST12345)", code, S_CODE_MAX);
-    if (owner_email && !s_is_email (owner_email))
-        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
 
     char token[S_TOKEN_FILE_MAX + 2];
     rc = s_read_token_file (token_file, token, sizeof token);
@@ -779,28 +363,28 @@ s_pixel_add (int argc, char **argv, const rst_config_t *cfg)
     char *sealed = NULL;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn) {
-        rc = S_FAIL;
+        rc = CMD_FAIL;
         goto done;
     }
-    s_owner_t owner;
-    rc = s_resolve_owner (conn, owner_email, &owner);
+    cmd_owner_t owner;
+    rc = cmd_resolve_owner (conn, owner_email, &owner);
     if (rc)
         goto done;
-    sealed = s_seal_token (cfg, token);
+    sealed = cmd_seal (cfg, token, strlen (token), "token");
     if (!sealed) {
-        rc = S_FAIL;
+        rc = CMD_FAIL;
         goto done;
     }
     const char *params[] = {owner.id, pixel_id, sealed, code};
-    char err[S_ERR_MAX], state[6];
-    PGresult *res = s_query (conn,
-                             "INSERT INTO pixels (owner_id, pixel_id, token_enc, test_event_code)"
-                             " VALUES ($1, $2, $3::bytea, $4)",
-                             4, params, state, err, sizeof err);
+    char err[CMD_ERR_MAX], state[6];
+    PGresult *res = cmd_query (conn,
+                               "INSERT INTO pixels (owner_id, pixel_id, token_enc, test_event_code)"
+                               " VALUES ($1, $2, $3::bytea, $4)",
+                               4, params, NULL, NULL, state, err, sizeof err);
     if (!res) {
-        rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? cmd_fail (S_FAIL, "pixel %s already exists for %s", pixel_id, owner.email)
-                 : cmd_fail (S_FAIL, "%s", err);
+        rc = !strcmp (state, CMD_UNIQUE_VIOLATION)
+                 ? cmd_fail (CMD_FAIL, "pixel %s already exists for %s", pixel_id, owner.email)
+                 : cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
     PQclear (res);
@@ -819,11 +403,9 @@ static int
 s_list_args (const char *what, int argc, char **argv, const char **owner_email)
 {
     *owner_email = NULL;
-    const s_optdef_t opts[] = {{"--owner", owner_email, NULL}, {NULL, NULL, NULL}};
-    int rc = s_parse_args (argc, argv, opts, NULL, 0, NULL);
-    if (rc == S_TOO_MANY)
-        return cmd_fail (S_USAGE, "%s list takes no arguments besides --owner (see --help)", what);
-    return rc;
+    const cmd_optdef_t opts[] = {CMD_OPT ("--owner", owner_email), CMD_OPT_END};
+    return cmd_parse (argc, argv, opts, NULL, 0, 0,
+                      "%s list takes no arguments besides --owner (see --help)", what);
 }
 
 static int
@@ -851,58 +433,59 @@ s_pixel_set (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *pixel_id, *rate = NULL, *code = NULL, *owner_email = NULL;
     int no_code = 0;
-    const s_optdef_t opts[] = {{"--no-test-event-code", NULL, &no_code},
-                               {"--rate", &rate, NULL},
-                               {"--test-event-code", &code, NULL},
-                               {"--owner", &owner_email, NULL},
-                               {NULL, NULL, NULL}};
-    int prc = s_parse_args (argc, argv, opts, &pixel_id, 1, NULL);
-    if (prc == S_TOO_MANY)
-        return cmd_fail (S_USAGE, "pixel set takes one pixel id (see --help)");
+    const cmd_optdef_t opts[] = {CMD_FLAG ("--no-test-event-code", &no_code),
+                                 CMD_OPT ("--rate", &rate),
+                                 CMD_OPT ("--test-event-code", &code),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_OPT_END};
+    int prc = cmd_parse (argc, argv, opts, &pixel_id, 0, 1,
+                         "pixel set takes one pixel id (see --help)");
     if (prc)
         return prc;
     if (!pixel_id)
-        return cmd_fail (S_USAGE, "pixel set needs the pixel id (see --help)");
+        return cmd_fail (CMD_USAGE, "pixel set needs the pixel id (see --help)");
     if (!s_is_pixel_id (pixel_id))
-        return cmd_fail (S_USAGE, "'%s' is not a pixel id (1 to %d digits)", pixel_id,
+        return cmd_fail (CMD_USAGE, "'%s' is not a pixel id (1 to %d digits)", pixel_id,
                          S_PIXEL_ID_MAX);
     if (!rate && !code && !no_code)
-        return cmd_fail (S_USAGE, "pixel set needs --rate N, --test-event-code CODE or "
+        return cmd_fail (CMD_USAGE, "pixel set needs --rate N, --test-event-code CODE or "
                          "--no-test-event-code");
     if (code && no_code)
-        return cmd_fail (S_USAGE, "--test-event-code and --no-test-event-code exclude each other");
+        return cmd_fail (CMD_USAGE, "--test-event-code and --no-test-event-code exclude each "
+                         "other");
     if (rate) {
         char *end;
         errno = 0;
         long r = strtol (rate, &end, 10);
         if (errno || end == rate || *end || r < 1 || r > 100000)
-            return cmd_fail (S_USAGE, "--rate '%s' must be 1 to 100000 events per second", rate);
+            return cmd_fail (CMD_USAGE, "--rate '%s' must be 1 to 100000 events per second", rate);
     }
-    if (code && !s_is_word (code, 1, S_CODE_MAX, "_-"))
-        return cmd_fail (S_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
+    if (code && !cmd_is_word (code, 1, S_CODE_MAX, "_-"))
+        return cmd_fail (CMD_USAGE, "'%s' is not a test event code (1 to %d letters, digits, '_' "
                          "or '-', e.g. TEST12345)", code, S_CODE_MAX);
-    if (owner_email && !s_is_email (owner_email))
-        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
-    s_owner_t owner;
-    int rc = s_resolve_owner (conn, owner_email, &owner);
+        return CMD_FAIL;
+    cmd_owner_t owner;
+    int rc = cmd_resolve_owner (conn, owner_email, &owner);
     if (rc)
         goto done;
     const char *params[] = {owner.id, pixel_id, rate, (code || no_code) ? "t" : "f", code};
-    char err[S_ERR_MAX];
-    PGresult *res = s_query (conn,
-                             "UPDATE pixels SET rate_per_s = coalesce($3::int, rate_per_s),"
-                             " test_event_code = CASE WHEN $4::boolean THEN $5 ELSE test_event_code END"
-                             " WHERE owner_id = $1 AND pixel_id = $2",
-                             5, params, NULL, err, sizeof err);
+    char err[CMD_ERR_MAX];
+    PGresult *res = cmd_query (conn,
+                               "UPDATE pixels SET rate_per_s = coalesce($3::int, rate_per_s),"
+                               " test_event_code = CASE WHEN $4::boolean THEN $5"
+                               "   ELSE test_event_code END"
+                               " WHERE owner_id = $1 AND pixel_id = $2",
+                               5, params, NULL, NULL, NULL, err, sizeof err);
     if (!res) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
     if (strcmp (PQcmdTuples (res), "1"))
-        rc = cmd_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
+        rc = cmd_fail (CMD_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
                        "--token-file F`", pixel_id, owner.email, pixel_id);
     else {
         printf ("pixel %s updated", pixel_id);
@@ -920,7 +503,7 @@ done:
     return rc;
 }
 
-static const s_sub_t s_pixel_subs[] = {
+static const cmd_sub_t s_pixel_subs[] = {
     {"add", s_pixel_add,
      "pixel add <pixel_id> --token-file F [--test-event-code CODE] [--owner EMAIL]",
      "Adds a Meta pixel (dataset) that rastro reports conversions to.\n\n"
@@ -943,115 +526,389 @@ static const s_sub_t s_pixel_subs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_pixel (int argc, char **argv, const rst_config_t *cfg)
-{
-    return s_dispatch ("pixel", "Meta pixels receive the conversion events; their Conversions "
-                       "API tokens are encrypted at rest.", s_pixel_subs, argc, argv, cfg);
-}
+const cmd_group_t cmd_pixel_group = {
+    .name = "pixel",
+    .summary = "Meta pixels receive the conversion events; their Conversions API tokens are "
+               "encrypted at rest.",
+    .subs = s_pixel_subs,
+};
 
 //  ---------------------------------------------------------------------------
 //  rastro bot
+
+//  `bot add` and `bot import` take each token through the same steps, in
+//  this order: its shape (rst_telegram_token_check, no network); whether
+//  its bot is registered already (no network either: Telegram is not
+//  bothered about known bots); getMe, which says whose token it is; sealing
+//  under the master key; and the INSERT (prepared once, run per bot).
+
+//  One token on its way into the bots table.
+typedef struct {
+    const char *token;                      //  borrowed; its shape is checked
+    int line;                               //  its line in --tokens-file (0: bot add)
+    int64_t id;                             //  the bot id the token starts with
+    char telegram_id[24];                   //  the same, as text
+    int skip;                               //  1: not to be inserted (see s_bot_import)
+    char username[CMD_USERNAME_MAX + 1];    //  from getMe
+    char *sealed;                           //  bytea literal of the sealed token (owned)
+} s_new_bot_t;
+
+#define S_INSERT_BOT "rastro_insert_bot"    //  the prepared INSERT (s_bot_prepare)
+
+//  Sets NB's token (checked shape) and the bot id it starts with.
+static void
+s_new_bot_init (s_new_bot_t *nb, const char *token, int line)
+{
+    memset (nb, 0, sizeof *nb);
+    nb->token = token;
+    nb->line = line;
+    nb->id = rst_telegram_token_bot_id (token);
+    snprintf (nb->telegram_id, sizeof nb->telegram_id, "%lld", (long long) nb->id);
+}
+
+//  Is NB's bot registered already (same telegram_id)? Returns 0 if not; 1
+//  if it is, with its username and owner in *KNOWN (OUT); -1 after printing
+//  why.
+static int
+s_bot_registered (PGconn *conn, const s_new_bot_t *nb, cmd_bot_t *known)
+{
+    const char *params[] = {nb->telegram_id};
+    char err[CMD_ERR_MAX];
+    PGresult *res = cmd_query (conn,
+                               "SELECT b.username, u.email FROM bots b"
+                               " JOIN users u ON u.id = b.owner_id WHERE b.telegram_id = $1",
+                               1, params, NULL, NULL, NULL, err, sizeof err);
+    if (!res)
+        return cmd_fail (-1, "%s", err);
+    int found = PQntuples (res) > 0;
+    if (found) {
+        snprintf (known->username, sizeof known->username, "%s", PQgetvalue (res, 0, 0));
+        snprintf (known->owner_email, sizeof known->owner_email, "%s", PQgetvalue (res, 0, 1));
+    }
+    PQclear (res);
+    return found;
+}
+
+//  Asks Telegram (getMe) whose NB's token is and stores the username in
+//  NB. Returns 0, or -1 with the reason in ERR (never the token).
+static int
+s_bot_get_me (rst_telegram_t *telegram, s_new_bot_t *nb, char *err, size_t errlen)
+{
+    rst_telegram_bot_t bot;
+    if (rst_telegram_get_me (telegram, nb->token, &bot, err, errlen))
+        return -1;
+    if (!cmd_is_username (bot.username)) {
+        snprintf (err, errlen, "Telegram says the bot's username is '%s', which is not a bot "
+                  "username (5 to 32 letters, digits or '_')", bot.username);
+        return -1;
+    }
+    snprintf (nb->username, sizeof nb->username, "%.*s", CMD_USERNAME_MAX, bot.username);
+    return 0;
+}
+
+//  Prepares S_INSERT_BOT on CONN. Returns CMD_OK or CMD_FAIL after printing why.
+static int
+s_bot_prepare (PGconn *conn)
+{
+    return cmd_prepare (conn, S_INSERT_BOT,
+                        "INSERT INTO bots (owner_id, telegram_id, username, token_enc)"
+                        " VALUES ($1, $2, $3, $4::bytea)",
+                        4);
+}
+
+//  Inserts NB (sealed) for OWNER_ID. Returns 0, or -1 with the reason in ERR.
+static int
+s_bot_insert (PGconn *conn, const char *owner_id, const s_new_bot_t *nb, char *err,
+              size_t errlen)
+{
+    const char *params[] = {owner_id, nb->telegram_id, nb->username, nb->sealed};
+    char state[6];
+    PGresult *res = cmd_query_prepared (conn, S_INSERT_BOT, 4, params, state, err, errlen);
+    if (!res && !strcmp (state, CMD_UNIQUE_VIOLATION))
+        snprintf (err, errlen, "bot @%s is already registered", nb->username);
+    PQclear (res);
+    return res ? 0 : -1;
+}
 
 static int
 s_bot_add (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *token_file = NULL, *owner_email = NULL;
-    const s_optdef_t opts[] = {{"--token-file", &token_file, NULL},
-                               {"--owner", &owner_email, NULL},
-                               {NULL, NULL, NULL}};
-    int prc = s_parse_args (argc, argv, opts, NULL, 0, NULL);
-    if (prc == S_TOO_MANY)
-        return cmd_fail (S_USAGE, "bot add takes no positional argument: the token goes in "
+    const cmd_optdef_t opts[] = {CMD_OPT ("--token-file", &token_file),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_OPT_END};
+    int prc = cmd_parse (argc, argv, opts, NULL, 0, 0,
+                         "bot add takes no positional argument: the token goes in "
                          "--token-file, the username comes from Telegram (see --help)");
     if (prc)
         return prc;
     if (!token_file)
-        return cmd_fail (S_USAGE, "bot add needs --token-file FILE, a file holding the bot's "
+        return cmd_fail (CMD_USAGE, "bot add needs --token-file FILE, a file holding the bot's "
                          "token from @BotFather");
-    if (owner_email && !s_is_email (owner_email))
-        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
 
     char token[S_TOKEN_FILE_MAX + 2];
     int rc = s_read_token_file (token_file, token, sizeof token);
     if (rc)
         return rc;
-    char err[S_ERR_MAX];
-    char *sealed = NULL;
+    char err[CMD_ERR_MAX];
+    s_new_bot_t nb = {0};
     PGconn *conn = NULL;
     rst_telegram_t *telegram = NULL;
     if (rst_telegram_token_check (token, err, sizeof err)) {
-        rc = cmd_fail (S_USAGE, "token file %s: %s", token_file, err);
+        rc = cmd_fail (CMD_USAGE, "token file %s: %s", token_file, err);
         goto done;
     }
+    s_new_bot_init (&nb, token, 0);
     conn = cmd_open_db (cfg);
     if (!conn) {
-        rc = S_FAIL;
+        rc = CMD_FAIL;
         goto done;
     }
-    s_owner_t owner;
-    rc = s_resolve_owner (conn, owner_email, &owner);
+    cmd_owner_t owner;
+    rc = cmd_resolve_owner (conn, owner_email, &owner);
     if (rc)
         goto done;
-
-    //  Already registered? Say so without bothering Telegram.
-    char bot_id[24];
-    snprintf (bot_id, sizeof bot_id, "%lld", (long long) rst_telegram_token_bot_id (token));
-    const char *id_params[] = {bot_id};
-    PGresult *res = s_query (conn,
-                             "SELECT b.username, u.email FROM bots b"
-                             " JOIN users u ON u.id = b.owner_id WHERE b.telegram_id = $1",
-                             1, id_params, NULL, err, sizeof err);
-    if (!res) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+    cmd_bot_t known;
+    int registered = s_bot_registered (conn, &nb, &known);
+    if (registered) {
+        rc = registered < 0 ? CMD_FAIL
+                            : cmd_fail (CMD_FAIL, "bot @%s is already registered (owner %s)",
+                                        known.username, known.owner_email);
         goto done;
     }
-    if (PQntuples (res) > 0) {
-        rc = cmd_fail (S_FAIL, "bot @%s is already registered (owner %s)", PQgetvalue (res, 0, 0),
-                       PQgetvalue (res, 0, 1));
-        PQclear (res);
-        goto done;
-    }
-    PQclear (res);
-
     telegram = rst_telegram_new (cfg->telegram_api_url, err, sizeof err);
-    if (!telegram) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+    if (!telegram || s_bot_get_me (telegram, &nb, err, sizeof err)) {
+        rc = cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
-    rst_telegram_bot_t bot;
-    if (rst_telegram_get_me (telegram, token, &bot, err, sizeof err)) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+    nb.sealed = cmd_seal (cfg, token, strlen (token), "token");
+    if (!nb.sealed || s_bot_prepare (conn)) {
+        rc = CMD_FAIL;
         goto done;
     }
-    if (!s_is_username (bot.username)) {
-        rc = cmd_fail (S_FAIL, "Telegram says the bot's username is '%s', which is not a bot "
-                       "username (5 to 32 letters, digits or '_')", bot.username);
+    if (s_bot_insert (conn, owner.id, &nb, err, sizeof err)) {
+        rc = cmd_fail (CMD_FAIL, "%s", err);
         goto done;
     }
-    sealed = s_seal_token (cfg, token);
-    if (!sealed) {
-        rc = S_FAIL;
-        goto done;
-    }
-    const char *params[] = {owner.id, bot_id, bot.username, sealed};
-    char state[6];
-    res = s_query (conn,
-                   "INSERT INTO bots (owner_id, telegram_id, username, token_enc)"
-                   " VALUES ($1, $2, $3, $4::bytea)",
-                   4, params, state, err, sizeof err);
-    if (!res) {
-        rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? cmd_fail (S_FAIL, "bot @%s is already registered", bot.username)
-                 : cmd_fail (S_FAIL, "%s", err);
-        goto done;
-    }
-    PQclear (res);
-    printf ("@%s\n", bot.username);
+    printf ("@%s\n", nb.username);
 done:
     sodium_memzero (token, sizeof token);
     rst_telegram_destroy (&telegram);
-    free (sealed);
+    free (nb.sealed);
+    PQfinish (conn);
+    return rc;
+}
+
+//  `bot import`: the tokens of one --tokens-file.
+typedef struct {
+    const char *file;           //  --tokens-file, for messages
+    char *data;                 //  the file's content (owned; the tokens point into it)
+    size_t len;
+    s_new_bot_t *bots;          //  one per token line, in file order (owned)
+    int nbots;
+    int todo;                   //  bots not skipped
+    int repeated;               //  skipped: the same bot is on an earlier line
+    int registered;             //  skipped: the bot is registered already
+    int notes;                  //  skip notes printed so far
+} s_import_t;
+
+//  Prints a note about a skipped line, the first S_IMPORT_NOTES of them.
+static void __attribute__ ((format (printf, 2, 3)))
+s_import_note (s_import_t *im, const char *fmt, ...)
+{
+    if (im->notes++ >= S_IMPORT_NOTES)
+        return;
+    char note[CMD_ERR_MAX];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (note, sizeof note, fmt, ap);
+    va_end (ap);
+    fprintf (stderr, "rastro: note: %s: skipped\n", note);
+}
+
+//  Reads --tokens-file into IM: one token per line, blank lines and lines
+//  starting with '#' ignored, surrounding whitespace trimmed, every token's
+//  shape checked. Returns CMD_OK or CMD_USAGE after printing why.
+static int
+s_import_read (s_import_t *im)
+{
+    int rc = cmd_read_file (im->file, "--tokens-file", S_TOKENS_FILE_MAX, &im->data, &im->len);
+    if (rc)
+        return rc;
+    if (memchr (im->data, 0, im->len))
+        return cmd_fail (CMD_USAGE, "--tokens-file %s is binary: it should hold one token per "
+                         "line", im->file);
+    im->bots = calloc (S_IMPORT_MAX, sizeof *im->bots);
+    if (!im->bots)
+        return cmd_fail (CMD_FAIL, "out of memory");
+    char err[CMD_ERR_MAX];
+    char *next = im->data;
+    for (int line = 1; next; line++) {
+        char *token = next, *nl = strchr (next, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = 0;
+        while (isspace ((unsigned char) *token))
+            token++;
+        size_t n = strlen (token);
+        while (n > 0 && isspace ((unsigned char) token[n - 1]))
+            token[--n] = 0;
+        if (n == 0 || token[0] == '#')
+            continue;
+        if (rst_telegram_token_check (token, err, sizeof err))
+            return cmd_fail (CMD_USAGE, "--tokens-file %s line %d: %s", im->file, line, err);
+        if (im->nbots == S_IMPORT_MAX)
+            return cmd_fail (CMD_USAGE, "--tokens-file %s has more than %d tokens: split it",
+                             im->file, S_IMPORT_MAX);
+        s_new_bot_init (&im->bots[im->nbots++], token, line);
+    }
+    if (im->nbots == 0)
+        return cmd_fail (CMD_USAGE, "--tokens-file %s holds no token (only blank lines and # "
+                         "comments)", im->file);
+    return CMD_OK;
+}
+
+//  Marks the bots IM need not insert: a bot on an earlier line, or one
+//  registered already, each with a note. Returns CMD_OK or CMD_FAIL after
+//  printing why.
+static int
+s_import_skip (s_import_t *im, PGconn *conn)
+{
+    for (int i = 0; i < im->nbots; i++) {
+        s_new_bot_t *nb = &im->bots[i];
+        for (int j = 0; j < i && !nb->skip; j++)
+            if (im->bots[j].id == nb->id) {
+                nb->skip = 1;
+                im->repeated++;
+                s_import_note (im, "line %d: bot %s is already on line %d", nb->line,
+                               nb->telegram_id, im->bots[j].line);
+            }
+        if (nb->skip)
+            continue;
+        cmd_bot_t known;
+        int registered = s_bot_registered (conn, nb, &known);
+        if (registered < 0)
+            return CMD_FAIL;
+        if (registered) {
+            nb->skip = 1;
+            im->registered++;
+            s_import_note (im, "line %d: bot @%s is already registered (owner %s)", nb->line,
+                           known.username, known.owner_email);
+        }
+        else
+            im->todo++;
+    }
+    if (im->notes > S_IMPORT_NOTES)
+        fprintf (stderr, "rastro: note: %d more lines skipped\n", im->notes - S_IMPORT_NOTES);
+    return CMD_OK;
+}
+
+//  Asks Telegram about every bot IM inserts, then seals their tokens.
+//  Returns CMD_OK or CMD_FAIL after printing why.
+static int
+s_import_check (s_import_t *im, const rst_config_t *cfg)
+{
+    char err[CMD_ERR_MAX];
+    rst_telegram_t *telegram = rst_telegram_new (cfg->telegram_api_url, err, sizeof err);
+    if (!telegram)
+        return cmd_fail (CMD_FAIL, "%s", err);
+    int rc = CMD_OK, done = 0;
+    for (int i = 0; i < im->nbots && rc == CMD_OK; i++) {
+        s_new_bot_t *nb = &im->bots[i];
+        if (nb->skip)
+            continue;
+        if (s_bot_get_me (telegram, nb, err, sizeof err))
+            rc = cmd_fail (CMD_FAIL, "--tokens-file %s line %d: %s (nothing was imported)",
+                           im->file, nb->line, err);
+        else if (++done % S_IMPORT_PROGRESS == 0)
+            fprintf (stderr, "rastro: %d of %d tokens checked with Telegram\n", done, im->todo);
+    }
+    rst_telegram_destroy (&telegram);
+    if (rc)
+        return rc;
+    rst_secret_t *secret = rst_secret_new (cfg->master_key_file, 1, err, sizeof err);
+    if (!secret)
+        return cmd_fail (CMD_FAIL, "%s", err);
+    for (int i = 0; i < im->nbots && rc == CMD_OK; i++) {
+        s_new_bot_t *nb = &im->bots[i];
+        if (!nb->skip && !(nb->sealed = cmd_seal_with (secret, nb->token, strlen (nb->token),
+                                                       "token")))
+            rc = CMD_FAIL;
+    }
+    rst_secret_destroy (&secret);
+    return rc;
+}
+
+//  Inserts IM's bots for OWNER_ID in one transaction: all or none.
+//  Returns CMD_OK or CMD_FAIL after printing why.
+static int
+s_import_insert (s_import_t *im, PGconn *conn, const char *owner_id)
+{
+    if (cmd_exec (conn, "BEGIN"))
+        return CMD_FAIL;
+    if (s_bot_prepare (conn)) {
+        cmd_rollback (conn);
+        return CMD_FAIL;
+    }
+    char err[CMD_ERR_MAX];
+    for (int i = 0; i < im->nbots; i++) {
+        s_new_bot_t *nb = &im->bots[i];
+        if (!nb->skip && s_bot_insert (conn, owner_id, nb, err, sizeof err)) {
+            cmd_rollback (conn);
+            return cmd_fail (CMD_FAIL, "--tokens-file %s line %d: %s (nothing was imported)",
+                             im->file, nb->line, err);
+        }
+    }
+    if (cmd_exec (conn, "COMMIT")) {
+        cmd_rollback (conn);
+        return CMD_FAIL;
+    }
+    return CMD_OK;
+}
+
+static int
+s_bot_import (int argc, char **argv, const rst_config_t *cfg)
+{
+    s_import_t im = {0};
+    const char *owner_email = NULL;
+    const cmd_optdef_t opts[] = {CMD_OPT ("--tokens-file", &im.file),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, NULL, 0, 0, "bot import takes no positional argument: "
+                        "the tokens go in --tokens-file, one per line (see --help)");
+    if (rc)
+        return rc;
+    if (!im.file)
+        return cmd_fail (CMD_USAGE, "bot import needs --tokens-file FILE, a file holding one bot "
+                         "token from @BotFather per line");
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
+
+    PGconn *conn = NULL;
+    cmd_owner_t owner;
+    if ((rc = s_import_read (&im)))
+        goto done;
+    conn = cmd_open_db (cfg);
+    if (!conn) {
+        rc = CMD_FAIL;
+        goto done;
+    }
+    if ((rc = cmd_resolve_owner (conn, owner_email, &owner)) || (rc = s_import_skip (&im, conn))
+        || (rc = s_import_check (&im, cfg)) || (rc = s_import_insert (&im, conn, owner.id)))
+        goto done;
+    printf ("%d bot%s imported for %s (%d skipped: %d already registered, %d repeated in the "
+            "file)\n", im.todo, im.todo == 1 ? "" : "s", owner.email, im.registered + im.repeated,
+            im.registered, im.repeated);
+done:
+    for (int i = 0; im.bots && i < im.nbots; i++)
+        free (im.bots[i].sealed);
+    free (im.bots);
+    if (im.data) {
+        sodium_memzero (im.data, im.len);
+        free (im.data);
+    }
     PQfinish (conn);
     return rc;
 }
@@ -1082,30 +939,25 @@ static int
 s_bot_set (const rst_config_t *cfg, const char *arg, const char *column, int value,
            const char *done_word)
 {
-    const char *name = s_bot_name (arg);
-    if (!s_is_username (name))
-        return cmd_fail (S_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
+    const char *name = cmd_bot_name (arg);
+    if (!cmd_is_username (name))
+        return cmd_fail (CMD_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
                          arg);
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return S_FAIL;
     char sql[160];
     //  COLUMN is one of our literals ("healthy", "enabled"), never input.
     snprintf (sql, sizeof sql,
               "UPDATE bots SET %s = $2 WHERE lower(username) = lower($1) RETURNING username",
               column);
     const char *params[] = {name, value ? "true" : "false"};
-    char err[S_ERR_MAX];
-    int rc = S_OK;
-    PGresult *res = s_query (conn, sql, 2, params, NULL, err, sizeof err);
+    PGresult *res = cmd_query_once (cfg, sql, 2, params);
     if (!res)
-        rc = cmd_fail (S_FAIL, "%s", err);
-    else if (PQntuples (res) == 0)
-        rc = cmd_fail (S_FAIL, "no bot @%s (`rastro bot list` shows them)", name);
+        return CMD_FAIL;
+    int rc = CMD_OK;
+    if (PQntuples (res) == 0)
+        rc = cmd_fail (CMD_FAIL, "no bot @%s (`rastro bot list` shows them)", name);
     else
         printf ("@%s %s\n", PQgetvalue (res, 0, 0), done_word);
     PQclear (res);
-    PQfinish (conn);
     return rc;
 }
 
@@ -1113,19 +965,17 @@ static int
 s_bot_mark (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *args[2];
-    int n = 0;
-    int rc = s_parse_args (argc, argv, NULL, args, 2, &n);
-    if (rc && rc != S_TOO_MANY)
+    int rc = cmd_parse (argc, argv, NULL, args, 2, 2, "usage: rastro bot mark <username> "
+                        "healthy|unhealthy");
+    if (rc)
         return rc;
-    if (rc == S_TOO_MANY || n != 2)
-        return cmd_fail (S_USAGE, "usage: rastro bot mark <username> healthy|unhealthy");
     int healthy;
     if (!strcmp (args[1], "healthy"))
         healthy = 1;
     else if (!strcmp (args[1], "unhealthy"))
         healthy = 0;
     else
-        return cmd_fail (S_USAGE, "bot mark: '%s' is neither healthy nor unhealthy", args[1]);
+        return cmd_fail (CMD_USAGE, "bot mark: '%s' is neither healthy nor unhealthy", args[1]);
     return s_bot_set (cfg, args[0], "healthy", healthy,
                       healthy ? "marked healthy" : "marked unhealthy (links skip it)");
 }
@@ -1136,22 +986,29 @@ s_bot_enable (int argc, char **argv, const rst_config_t *cfg)
 {
     int enable = !strcmp (argv[0], "enable");
     const char *name;
-    int rc = s_parse_args (argc, argv, NULL, &name, 1, NULL);
-    if (rc && rc != S_TOO_MANY)
+    int rc = cmd_parse (argc, argv, NULL, &name, 1, 1, "usage: rastro bot %s <username>", argv[0]);
+    if (rc)
         return rc;
-    if (rc == S_TOO_MANY || !name)
-        return cmd_fail (S_USAGE, "usage: rastro bot %s <username>", argv[0]);
     return s_bot_set (cfg, name, "enabled", enable,
                       enable ? "enabled" : "disabled (links skip it)");
 }
 
-static const s_sub_t s_bot_subs[] = {
+static const cmd_sub_t s_bot_subs[] = {
     {"add", s_bot_add, "bot add --token-file F [--owner EMAIL]",
      "Adds a Telegram bot. rastro asks Telegram (getMe, at RASTRO_TELEGRAM_API_URL)\n"
      "who the token belongs to and prints the bot's username.\n\n"
      "  --token-file F  file holding the token from @BotFather (123456:AA...);\n"
      "                  encrypted before it is stored, never printed\n"
      "  --owner EMAIL   the owning user (default: the only user)\n"},
+    {"import", s_bot_import, "bot import --tokens-file F [--owner EMAIL]",
+     "Adds many Telegram bots at once, all or none: each token is checked with\n"
+     "getMe like `bot add` does, then all are stored in one transaction. A bot\n"
+     "registered already, or repeated in the file, is skipped with a note.\n"
+     "Progress goes to stderr every 50 tokens; a summary to stdout.\n\n"
+     "  --tokens-file F  one token from @BotFather per line (123456:AA...);\n"
+     "                   blank lines and lines starting with # are ignored;\n"
+     "                   encrypted before they are stored, never printed\n"
+     "  --owner EMAIL    the owning user (default: the only user)\n"},
     {"list", s_bot_list, "bot list [--owner EMAIL]",
      "Lists the bots (of one user with --owner). Tokens show as \"set\".\n"},
     {"mark", s_bot_mark, "bot mark <username> healthy|unhealthy",
@@ -1161,15 +1018,25 @@ static const s_sub_t s_bot_subs[] = {
      "Puts a disabled bot back into its pools' rotation.\n"},
     {"disable", s_bot_enable, "bot disable <username>",
      "Takes a bot out of its pools' rotation (it stays in the pools).\n"},
+    {"webhook", cmd_bot_webhook, "bot webhook <username> (--url BASE | --delete)",
+     "Chooses how a bot receives its updates.\n\n"
+     "  --url BASE   webhook: Telegram POSTs updates to the front at\n"
+     "               BASE/telegram/<username>. BASE is the front's public\n"
+     "               https:// address (ports 443, 80, 88 or 8443), e.g.\n"
+     "               https://bots.example.com. A new random secret token is\n"
+     "               registered with Telegram; only its SHA-256 is stored.\n"
+     "  --delete     back to polling: the webhook is deleted at Telegram and\n"
+     "               the bots node polls getUpdates again (pending updates\n"
+     "               are kept).\n\n"
+     "example:\n  rastro bot webhook loja_a_bot --url https://bots.example.com\n"},
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_bot (int argc, char **argv, const rst_config_t *cfg)
-{
-    return s_dispatch ("bot", "Telegram bots receive the visitors; their tokens are encrypted "
-                       "at rest.", s_bot_subs, argc, argv, cfg);
-}
+const cmd_group_t cmd_bot_group = {
+    .name = "bot",
+    .summary = "Telegram bots receive the visitors; their tokens are encrypted at rest.",
+    .subs = s_bot_subs,
+};
 
 //  ---------------------------------------------------------------------------
 //  rastro pool
@@ -1189,124 +1056,127 @@ static int
 s_parse_pool_bot (const char *arg, s_pool_bot_t *bot)
 {
     memset (bot, 0, sizeof *bot);
-    const char *name = s_bot_name (arg);
+    const char *name = cmd_bot_name (arg);
     const char *colon = strchr (name, ':');
     bot->name = name;
     bot->name_len = colon ? (size_t) (colon - name) : strlen (name);
     bot->weight = 1;
-    char username[S_USERNAME_MAX + 2];
-    if (bot->name_len > S_USERNAME_MAX)
-        return cmd_fail (S_USAGE, "--bot '%s': a bot username has at most %d characters", arg,
-                         S_USERNAME_MAX);
+    char username[CMD_USERNAME_MAX + 2];
+    if (bot->name_len > CMD_USERNAME_MAX)
+        return cmd_fail (CMD_USAGE, "--bot '%s': a bot username has at most %d characters", arg,
+                         CMD_USERNAME_MAX);
     memcpy (username, name, bot->name_len);
     username[bot->name_len] = 0;
-    if (!s_is_username (username))
-        return cmd_fail (S_USAGE, "--bot '%s': '%s' is not a bot username (5 to 32 letters, "
+    if (!cmd_is_username (username))
+        return cmd_fail (CMD_USAGE, "--bot '%s': '%s' is not a bot username (5 to 32 letters, "
                          "digits or '_')", arg, username);
     if (colon) {
         const char *w = colon + 1;
         size_t digits = strspn (w, "0123456789");
         long v = digits > 0 && digits <= 4 && !w[digits] ? strtol (w, NULL, 10) : -1;
         if (v < S_WEIGHT_MIN || v > S_WEIGHT_MAX)
-            return cmd_fail (S_USAGE, "--bot '%s': the weight must be a whole number from %d to %d",
+            return cmd_fail (CMD_USAGE, "--bot '%s': the weight must be a whole number from %d "
+                             "to %d",
                              arg, S_WEIGHT_MIN, S_WEIGHT_MAX);
         bot->weight = (int) v;
         bot->weighted = 1;
     }
-    return S_OK;
+    return CMD_OK;
+}
+
+//  The --bot options of `pool add`.
+typedef struct {
+    s_pool_bot_t bots[S_POOL_BOTS_MAX];
+    int nbots;
+    int any_weight;         //  1 if a ":weight" was given
+} s_pool_bots_t;
+
+//  cmd_optdef_t.each of --bot: parses ARG into CTX (an s_pool_bots_t).
+//  Returns CMD_OK, or CMD_USAGE after printing why.
+static int
+s_pool_add_bot (void *ctx, const char *arg)
+{
+    s_pool_bots_t *pb = ctx;
+    if (pb->nbots == S_POOL_BOTS_MAX)
+        return cmd_fail (CMD_USAGE, "a pool has at most %d bots", S_POOL_BOTS_MAX);
+    s_pool_bot_t *bot = &pb->bots[pb->nbots];
+    int rc = s_parse_pool_bot (arg, bot);
+    if (rc)
+        return rc;
+    for (int j = 0; j < pb->nbots; j++)
+        if (pb->bots[j].name_len == bot->name_len
+            && !strncasecmp (pb->bots[j].name, bot->name, bot->name_len))
+            return cmd_fail (CMD_USAGE, "--bot @%.*s is given twice", (int) bot->name_len,
+                             pb->bots[j].name);
+    pb->any_weight |= bot->weighted;
+    pb->nbots++;
+    return CMD_OK;
 }
 
 static int
 s_pool_add (int argc, char **argv, const rst_config_t *cfg)
 {
-    const char *slug = NULL, *pixel_id = NULL, *strategy = NULL, *owner_email = NULL;
-    s_pool_bot_t bots[S_POOL_BOTS_MAX];
-    int nbots = 0, any_weight = 0, dashdash = 0;
-    for (int i = 1; i < argc; i++) {
-        int m = 0;
-        const char *bot_arg = NULL;
-        if (!dashdash && (m = s_opt (argc, argv, &i, "--bot", &bot_arg, 1))) {
-            if (m < 0)
-                return S_USAGE;
-            if (nbots == S_POOL_BOTS_MAX)
-                return cmd_fail (S_USAGE, "a pool has at most %d bots", S_POOL_BOTS_MAX);
-            int rc = s_parse_pool_bot (bot_arg, &bots[nbots]);
-            if (rc)
-                return rc;
-            for (int j = 0; j < nbots; j++)
-                if (bots[j].name_len == bots[nbots].name_len
-                    && !strncasecmp (bots[j].name, bots[nbots].name, bots[j].name_len))
-                    return cmd_fail (S_USAGE, "--bot @%.*s is given twice",
-                                     (int) bots[j].name_len, bots[j].name);
-            any_weight |= bots[nbots].weighted;
-            nbots++;
-            continue;
-        }
-        if (!dashdash
-            && ((m = s_opt (argc, argv, &i, "--pixel", &pixel_id, 0))
-                || (m = s_opt (argc, argv, &i, "--strategy", &strategy, 0))
-                || (m = s_opt (argc, argv, &i, "--owner", &owner_email, 0)))) {
-            if (m < 0)
-                return S_USAGE;
-            continue;
-        }
-        int p = s_positional (argv[i], &dashdash);
-        if (p == 0)
-            return S_USAGE;
-        if (p < 0)
-            continue;
-        if (slug)
-            return cmd_fail (S_USAGE, "pool add takes one slug (see --help)");
-        slug = argv[i];
-    }
+    const char *slug, *pixel_id = NULL, *strategy = NULL, *owner_email = NULL;
+    s_pool_bots_t pb = {.nbots = 0};
+    const cmd_optdef_t opts[] = {CMD_EACH ("--bot", s_pool_add_bot, &pb),
+                                 CMD_OPT ("--pixel", &pixel_id),
+                                 CMD_OPT ("--strategy", &strategy),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_OPT_END};
+    int prc = cmd_parse (argc, argv, opts, &slug, 0, 1, "pool add takes one slug (see --help)");
+    if (prc)
+        return prc;
+    s_pool_bot_t *bots = pb.bots;
+    int nbots = pb.nbots;
     if (!slug)
-        return cmd_fail (S_USAGE, "pool add needs a slug, the <slug> of /go/<slug> (see --help)");
+        return cmd_fail (CMD_USAGE, "pool add needs a slug, the <slug> of /go/<slug> (see --help)");
     if (!s_is_slug (slug))
-        return cmd_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
+        return cmd_fail (CMD_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or "
+                         "'-')",
                          slug, S_SLUG_MAX);
     if (!pixel_id)
-        return cmd_fail (S_USAGE, "pool add needs --pixel <pixel_id> (`rastro pixel list` shows "
+        return cmd_fail (CMD_USAGE, "pool add needs --pixel <pixel_id> (`rastro pixel list` shows "
                          "them)");
     if (!s_is_pixel_id (pixel_id))
-        return cmd_fail (S_USAGE, "--pixel '%s' is not a pixel id (1 to %d digits)", pixel_id,
+        return cmd_fail (CMD_USAGE, "--pixel '%s' is not a pixel id (1 to %d digits)", pixel_id,
                          S_PIXEL_ID_MAX);
     if (nbots == 0)
-        return cmd_fail (S_USAGE, "pool add needs at least one --bot <username>[:weight]");
+        return cmd_fail (CMD_USAGE, "pool add needs at least one --bot <username>[:weight]");
     if (!strategy)
-        strategy = any_weight ? "weighted" : "round-robin";
+        strategy = pb.any_weight ? "weighted" : "round-robin";
     else if (strcmp (strategy, "round-robin") && strcmp (strategy, "weighted"))
-        return cmd_fail (S_USAGE, "--strategy '%s': use round-robin or weighted", strategy);
+        return cmd_fail (CMD_USAGE, "--strategy '%s': use round-robin or weighted", strategy);
     if (!strcmp (strategy, "round-robin"))
         for (int j = 0; j < nbots; j++)
             if (bots[j].weight != 1)
-                return cmd_fail (S_USAGE, "--bot @%.*s has a weight, but round-robin ignores "
+                return cmd_fail (CMD_USAGE, "--bot @%.*s has a weight, but round-robin ignores "
                                  "weights: use --strategy weighted", (int) bots[j].name_len,
                                  bots[j].name);
-    if (owner_email && !s_is_email (owner_email))
-        return cmd_fail (S_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
 
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
-    s_owner_t owner;
-    int rc = s_resolve_owner (conn, owner_email, &owner);
+        return CMD_FAIL;
+    cmd_owner_t owner;
+    int rc = cmd_resolve_owner (conn, owner_email, &owner);
     if (rc)
         goto done;
-    if (s_exec (conn, "BEGIN")) {
-        rc = S_FAIL;
+    if (cmd_exec (conn, "BEGIN")) {
+        rc = CMD_FAIL;
         goto done;
     }
-    char err[S_ERR_MAX], state[6];
+    char err[CMD_ERR_MAX], state[6];
     PGresult *res;
 
     //  The pixel, among the owner's.
     const char *pixel_params[] = {owner.id, pixel_id};
-    res = s_query (conn,
-                   "SELECT id, owner_id = $1 FROM pixels WHERE pixel_id = $2"
-                   " ORDER BY owner_id = $1 DESC LIMIT 1",
-                   2, pixel_params, NULL, err, sizeof err);
+    res = cmd_query (conn,
+                     "SELECT id, owner_id = $1 FROM pixels WHERE pixel_id = $2"
+                     " ORDER BY owner_id = $1 DESC LIMIT 1",
+                     2, pixel_params, NULL, NULL, NULL, err, sizeof err);
     if (!res) {
-        rc = cmd_fail (S_FAIL, "%s", err);
+        rc = cmd_fail (CMD_FAIL, "%s", err);
         goto rollback;
     }
     char pixel_ref[24] = "";
@@ -1314,9 +1184,9 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
     if (pixel_mine)
         snprintf (pixel_ref, sizeof pixel_ref, "%s", PQgetvalue (res, 0, 0));
     else if (PQntuples (res) == 1)
-        rc = cmd_fail (S_FAIL, "pixel %s belongs to another user than %s", pixel_id, owner.email);
+        rc = cmd_fail (CMD_FAIL, "pixel %s belongs to another user than %s", pixel_id, owner.email);
     else
-        rc = cmd_fail (S_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
+        rc = cmd_fail (CMD_FAIL, "no pixel %s for %s: add it first with `rastro pixel add %s "
                        "--token-file F`", pixel_id, owner.email, pixel_id);
     PQclear (res);
     if (rc)
@@ -1324,22 +1194,23 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
 
     //  Every bot, among the owner's.
     for (int j = 0; j < nbots; j++) {
-        char name[S_USERNAME_MAX + 1];
+        char name[CMD_USERNAME_MAX + 1];
         snprintf (name, sizeof name, "%.*s", (int) bots[j].name_len, bots[j].name);
         const char *bot_params[] = {name};
-        res = s_query (conn,
-                       "SELECT b.id, b.owner_id, u.email FROM bots b"
-                       " JOIN users u ON u.id = b.owner_id WHERE lower(b.username) = lower($1)",
-                       1, bot_params, NULL, err, sizeof err);
+        res = cmd_query (conn,
+                         "SELECT b.id, b.owner_id, u.email FROM bots b"
+                         " JOIN users u ON u.id = b.owner_id WHERE lower(b.username) = lower($1)",
+                         1, bot_params, NULL, NULL, NULL, err, sizeof err);
         if (!res) {
-            rc = cmd_fail (S_FAIL, "%s", err);
+            rc = cmd_fail (CMD_FAIL, "%s", err);
             goto rollback;
         }
         if (PQntuples (res) == 0)
-            rc = cmd_fail (S_FAIL, "no bot @%s: add it first with `rastro bot add --token-file F`",
+            rc = cmd_fail (CMD_FAIL, "no bot @%s: add it first with `rastro bot add --token-file "
+                           "F`",
                            name);
         else if (strcmp (PQgetvalue (res, 0, 1), owner.id))
-            rc = cmd_fail (S_FAIL, "bot @%s belongs to %s, not to %s (a pool's bots, pixel and "
+            rc = cmd_fail (CMD_FAIL, "bot @%s belongs to %s, not to %s (a pool's bots, pixel and "
                            "pool have one owner)", name, PQgetvalue (res, 0, 2), owner.email);
         else
             snprintf (bots[j].id, sizeof bots[j].id, "%s", PQgetvalue (res, 0, 0));
@@ -1349,31 +1220,32 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
     }
 
     const char *pool_params[] = {owner.id, slug, pixel_ref, strategy};
-    res = s_query (conn,
-                   "INSERT INTO pools (owner_id, slug, pixel_ref, strategy)"
-                   " VALUES ($1, $2, $3, $4) RETURNING id",
-                   4, pool_params, state, err, sizeof err);
+    res = cmd_query (conn,
+                     "INSERT INTO pools (owner_id, slug, pixel_ref, strategy)"
+                     " VALUES ($1, $2, $3, $4) RETURNING id",
+                     4, pool_params, NULL, NULL, state, err, sizeof err);
     if (!res) {
-        rc = !strcmp (state, S_UNIQUE_VIOLATION)
-                 ? cmd_fail (S_FAIL, "a pool with slug '%s' already exists (slugs are unique)",
+        rc = !strcmp (state, CMD_UNIQUE_VIOLATION)
+                 ? cmd_fail (CMD_FAIL, "a pool with slug '%s' already exists (slugs are unique)",
                              slug)
-                 : cmd_fail (S_FAIL, "%s", err);
+                 : cmd_fail (CMD_FAIL, "%s", err);
         goto rollback;
     }
     char pool_id[24];
     snprintf (pool_id, sizeof pool_id, "%s", PQgetvalue (res, 0, 0));
     PQclear (res);
 
-    char summary[S_POOL_BOTS_MAX * (S_USERNAME_MAX + 8)] = "";
+    char summary[S_POOL_BOTS_MAX * (CMD_USERNAME_MAX + 8)] = "";
     size_t used = 0;
     for (int j = 0; j < nbots; j++) {
         char weight[16];
         snprintf (weight, sizeof weight, "%d", bots[j].weight);
         const char *pb_params[] = {pool_id, bots[j].id, weight};
-        res = s_query (conn, "INSERT INTO pool_bots (pool_id, bot_id, weight) VALUES ($1, $2, $3)",
-                       3, pb_params, NULL, err, sizeof err);
+        res = cmd_query (conn, "INSERT INTO pool_bots (pool_id, bot_id, weight) VALUES ($1, $2, "
+                         "$3)",
+                         3, pb_params, NULL, NULL, NULL, err, sizeof err);
         if (!res) {
-            rc = cmd_fail (S_FAIL, "%s", err);
+            rc = cmd_fail (CMD_FAIL, "%s", err);
             goto rollback;
         }
         PQclear (res);
@@ -1382,8 +1254,8 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
         if (n > 0 && (size_t) n < sizeof summary - used)
             used += (size_t) n;
     }
-    if (s_exec (conn, "COMMIT")) {
-        rc = S_FAIL;
+    if (cmd_exec (conn, "COMMIT")) {
+        rc = CMD_FAIL;
         goto rollback;
     }
     printf ("pool %s added for %s: /go/%s -> %s (%s, pixel %s)\n", slug, owner.email, slug,
@@ -1391,7 +1263,7 @@ s_pool_add (int argc, char **argv, const rst_config_t *cfg)
     goto done;
 
 rollback:
-    s_rollback (conn);
+    cmd_rollback (conn);
 done:
     PQfinish (conn);
     return rc;
@@ -1427,35 +1299,28 @@ s_pool_enable (int argc, char **argv, const rst_config_t *cfg)
 {
     int enable = !strcmp (argv[0], "enable");
     const char *slug;
-    int prc = s_parse_args (argc, argv, NULL, &slug, 1, NULL);
-    if (prc && prc != S_TOO_MANY)
+    int prc = cmd_parse (argc, argv, NULL, &slug, 1, 1, "usage: rastro pool %s <slug>", argv[0]);
+    if (prc)
         return prc;
-    if (prc == S_TOO_MANY || !slug)
-        return cmd_fail (S_USAGE, "usage: rastro pool %s <slug>", argv[0]);
     if (!s_is_slug (slug))
-        return cmd_fail (S_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or '-')",
+        return cmd_fail (CMD_USAGE, "'%s' is not a valid slug (1 to %d letters, digits, '_' or "
+                         "'-')",
                          slug, S_SLUG_MAX);
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return S_FAIL;
     const char *params[] = {slug, enable ? "true" : "false"};
-    char err[S_ERR_MAX];
-    int rc = S_OK;
-    PGresult *res = s_query (conn, "UPDATE pools SET enabled = $2 WHERE slug = $1 RETURNING slug",
-                             2, params, NULL, err, sizeof err);
+    PGresult *res = cmd_query_once (
+        cfg, "UPDATE pools SET enabled = $2 WHERE slug = $1 RETURNING slug", 2, params);
     if (!res)
-        rc = cmd_fail (S_FAIL, "%s", err);
-    else if (PQntuples (res) == 0)
-        rc = cmd_fail (S_FAIL, "no pool '%s' (`rastro pool list` shows them)", slug);
+        return CMD_FAIL;
+    if (PQntuples (res) == 0)
+        prc = cmd_fail (CMD_FAIL, "no pool '%s' (`rastro pool list` shows them)", slug);
     else
         printf ("pool %s %s\n", slug,
                 enable ? "enabled" : "disabled (/go/ link answers 404 until enabled)");
     PQclear (res);
-    PQfinish (conn);
-    return rc;
+    return prc;
 }
 
-static const s_sub_t s_pool_subs[] = {
+static const cmd_sub_t s_pool_subs[] = {
     {"add", s_pool_add,
      "pool add <slug> --pixel <pixel_id> --bot <username>[:weight] [--bot ...]\n"
      "                  [--strategy round-robin|weighted] [--owner EMAIL]",
@@ -1479,9 +1344,9 @@ static const s_sub_t s_pool_subs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_pool (int argc, char **argv, const rst_config_t *cfg)
-{
-    return s_dispatch ("pool", "Pools are the ad links /go/<slug>: a pixel plus the bots that "
-                       "receive the visitors.", s_pool_subs, argc, argv, cfg);
-}
+const cmd_group_t cmd_pool_group = {
+    .name = "pool",
+    .summary = "Pools are the ad links /go/<slug>: a pixel plus the bots that receive the "
+               "visitors.",
+    .subs = s_pool_subs,
+};

@@ -149,11 +149,11 @@ cmd_db (int argc, char **argv, const rst_config_t *cfg)
         return 2;
     }
     const char *sub = argv[1];
-    if (!strcmp (sub, "--help") || !strcmp (sub, "-h") || !strcmp (sub, "help")) {
+    if (cmd_is_help (sub) || !strcmp (sub, "help")) {
         s_usage (stdout);
         return 0;
     }
-    if (argc > 2 && (!strcmp (argv[2], "--help") || !strcmp (argv[2], "-h"))
+    if (argc > 2 && cmd_is_help (argv[2])
         && strcmp (sub, "psql")) {
         s_usage (stdout);
         return 0;

@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_OK    0
-#define S_FAIL  1
-#define S_USAGE 2
-#define S_ERR_MAX 1024
 #define S_LIST_LIMIT_DEFAULT 100
 #define S_COL_MAX 48            //  widest column printed by list
 
@@ -41,41 +37,6 @@ static const char *s_usage =
     "  rastro dlq purge <id> | --all [--older-than DAYS]\n"
     "        delete for good\n";
 
-static int
-s_is_number (const char *s, size_t max)
-{
-    size_t n = strlen (s);
-    if (n == 0 || n > max)
-        return 0;
-    for (; *s; s++)
-        if (!isdigit ((unsigned char) *s))
-            return 0;
-    return 1;
-}
-
-//  Takes the value of option NAME at ARGV[*I] ("--x v" or "--x=v"). Returns
-//  1 when it matched, 0 when not, -1 after printing why.
-static int
-s_opt (int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t n = strlen (name);
-    if (strncmp (argv[*i], name, n) || (argv[*i][n] && argv[*i][n] != '='))
-        return 0;
-    if (*value) {
-        cmd_fail (S_USAGE, "%s given twice", name);
-        return -1;
-    }
-    if (argv[*i][n] == '=')
-        *value = argv[*i] + n + 1;
-    else if (*i + 1 < argc)
-        *value = argv[++*i];
-    else {
-        cmd_fail (S_USAGE, "%s needs a value", name);
-        return -1;
-    }
-    return 1;
-}
-
 typedef struct {
     const char *pixel, *owner, *limit, *older, *id;
     int all;
@@ -91,45 +52,46 @@ s_parse (const char *sub, int argc, char **argv, const char *allowed, s_args_t *
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         int m = 0;
-        if (strchr (allowed, 'p') && (m = s_opt (argc, argv, &i, "--pixel", &a->pixel)))
+        if (strchr (allowed, 'p') && (m = cmd_opt (argc, argv, &i, "--pixel", &a->pixel, 0)))
             ;
-        else if (strchr (allowed, 'o') && (m = s_opt (argc, argv, &i, "--owner", &a->owner)))
+        else if (strchr (allowed, 'o') && (m = cmd_opt (argc, argv, &i, "--owner", &a->owner, 0)))
             ;
-        else if (strchr (allowed, 'l') && (m = s_opt (argc, argv, &i, "--limit", &a->limit)))
+        else if (strchr (allowed, 'l') && (m = cmd_opt (argc, argv, &i, "--limit", &a->limit, 0)))
             ;
-        else if (strchr (allowed, 'd') && (m = s_opt (argc, argv, &i, "--older-than", &a->older)))
+        else if (strchr (allowed, 'd')
+                 && (m = cmd_opt (argc, argv, &i, "--older-than", &a->older, 0)))
             ;
         else if (strchr (allowed, 'a') && !strcmp (arg, "--all"))
             a->all = m = 1;
         if (m < 0)
-            return S_USAGE;
+            return CMD_USAGE;
         if (m > 0)
             continue;
         if (arg[0] == '-')
-            return cmd_fail (S_USAGE, "dlq %s: unknown option %s (see rastro dlq --help)", sub,
+            return cmd_fail (CMD_USAGE, "dlq %s: unknown option %s (see rastro dlq --help)", sub,
                              arg);
         if (!strchr (allowed, 'i') || a->id)
-            return cmd_fail (S_USAGE, "dlq %s: unexpected argument '%s' (see rastro dlq --help)",
+            return cmd_fail (CMD_USAGE, "dlq %s: unexpected argument '%s' (see rastro dlq --help)",
                              sub, arg);
         a->id = arg;
     }
-    if (a->pixel && !s_is_number (a->pixel, 32))
-        return cmd_fail (S_USAGE, "--pixel '%s' is not a pixel id (digits)", a->pixel);
-    if (a->limit && (!s_is_number (a->limit, 6) || !atoi (a->limit)))
-        return cmd_fail (S_USAGE, "--limit '%s' must be a number from 1 to 999999", a->limit);
-    if (a->older && !s_is_number (a->older, 5))
-        return cmd_fail (S_USAGE, "--older-than '%s' must be a number of days", a->older);
-    if (a->id && !s_is_number (a->id, 18))
-        return cmd_fail (S_USAGE, "'%s' is not a dead letter id (the ID column of `rastro dlq "
+    if (a->pixel && !cmd_is_number (a->pixel, 32))
+        return cmd_fail (CMD_USAGE, "--pixel '%s' is not a pixel id (digits)", a->pixel);
+    if (a->limit && (!cmd_is_number (a->limit, 6) || !atoi (a->limit)))
+        return cmd_fail (CMD_USAGE, "--limit '%s' must be a number from 1 to 999999", a->limit);
+    if (a->older && !cmd_is_number (a->older, 5))
+        return cmd_fail (CMD_USAGE, "--older-than '%s' must be a number of days", a->older);
+    if (a->id && !cmd_is_number (a->id, 18))
+        return cmd_fail (CMD_USAGE, "'%s' is not a dead letter id (the ID column of `rastro dlq "
                          "list`)", a->id);
     if (strchr (allowed, 'i')) {
         if (strchr (allowed, 'a') && a->id && a->all)
-            return cmd_fail (S_USAGE, "dlq %s takes an id or --all, not both", sub);
+            return cmd_fail (CMD_USAGE, "dlq %s takes an id or --all, not both", sub);
         if (!a->id && !a->all)
-            return cmd_fail (S_USAGE, "dlq %s needs an id%s (see rastro dlq --help)", sub,
+            return cmd_fail (CMD_USAGE, "dlq %s needs an id%s (see rastro dlq --help)", sub,
                              strchr (allowed, 'a') ? " or --all" : "");
         if (a->id && (a->pixel || a->older))
-            return cmd_fail (S_USAGE, "dlq %s: --pixel and --older-than go with --all", sub);
+            return cmd_fail (CMD_USAGE, "dlq %s: --pixel and --older-than go with --all", sub);
     }
     return 0;
 }
@@ -138,40 +100,30 @@ s_parse (const char *sub, int argc, char **argv, const char *allowed, s_args_t *
 static PGresult *
 s_exec (PGconn *conn, const char *sql, int n, const char *const *params)
 {
-    PGresult *res = PQexecParams (conn, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus (res);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return res;
-    const char *msg = PQresultErrorField (res, PG_DIAG_MESSAGE_PRIMARY);
-    cmd_fail (S_FAIL, "PostgreSQL: %s", msg ? msg : PQerrorMessage (conn));
-    PQclear (res);
-    return NULL;
+    char err[CMD_ERR_MAX];
+    PGresult *res = cmd_query (conn, sql, n, params, NULL, NULL, NULL, err, sizeof err);
+    if (!res)
+        cmd_fail (CMD_FAIL, "%s", err);
+    return res;
 }
 
-//  Prints RES as an aligned table (cells cut at S_COL_MAX characters).
-static void
-s_table (PGresult *res)
+//  A cell of `dlq list`, cut at S_COL_MAX characters (CTX is the result).
+static const char *
+s_cell (void *ctx, int r, int c)
 {
-    int rows = PQntuples (res), cols = PQnfields (res);
-    int width[32] = {0};
-    if (cols > 32)
-        cols = 32;
-    for (int c = 0; c < cols; c++) {
-        width[c] = (int) strlen (PQfname (res, c));
-        for (int r = 0; r < rows; r++) {
-            int w = PQgetlength (res, r, c);
-            if (w > S_COL_MAX)
-                w = S_COL_MAX;
-            if (w > width[c])
-                width[c] = w;
-        }
-    }
-    for (int c = 0; c < cols; c++)
-        printf ("%-*s%s", width[c], PQfname (res, c), c + 1 < cols ? "  " : "\n");
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            printf ("%-*.*s%s", width[c], S_COL_MAX, PQgetvalue (res, r, c),
-                    c + 1 < cols ? "  " : "\n");
+    static char cut[S_COL_MAX * 4 + 1];     //  UTF-8: up to 4 bytes a character
+    PGresult *res = ctx;
+    if (r < 0)
+        return PQfname (res, c);
+    const char *v = PQgetvalue (res, r, c);
+    if (cmd_chars (v) <= S_COL_MAX)
+        return v;
+    size_t n = 0, chars = 0;
+    for (; v[n]; n++)
+        if (((unsigned char) v[n] & 0xC0) != 0x80 && chars++ == S_COL_MAX)
+            break;
+    snprintf (cut, sizeof cut, "%.*s", (int) n, v);
+    return cut;
 }
 
 static int
@@ -183,24 +135,21 @@ s_list (int argc, char **argv, const rst_config_t *cfg)
         return rc;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
-    char owner_lower[256] = "";
+        return CMD_FAIL;
+    char owner_lower[CMD_EMAIL_MAX + 1] = "";
     if (a.owner) {
-        size_t i = 0;
-        for (; a.owner[i] && i + 1 < sizeof owner_lower; i++)
-            owner_lower[i] = (char) tolower ((unsigned char) a.owner[i]);
-        owner_lower[i] = 0;
+        cmd_email_lower (a.owner, owner_lower);
         const char *p[] = {owner_lower};
         PGresult *u = s_exec (conn, "SELECT 1 FROM users WHERE email = $1", 1, p);
         if (!u) {
             PQfinish (conn);
-            return S_FAIL;
+            return CMD_FAIL;
         }
         int found = PQntuples (u) == 1;
         PQclear (u);
         if (!found) {
             PQfinish (conn);
-            return cmd_fail (S_FAIL, "no user %s (rastro user list shows them)", owner_lower);
+            return cmd_fail (CMD_FAIL, "no user %s (rastro user list shows them)", owner_lower);
         }
     }
     const char *params[] = {a.pixel, a.owner ? owner_lower : NULL,
@@ -221,15 +170,15 @@ s_list (int argc, char **argv, const rst_config_t *cfg)
         3, params);
     if (!res) {
         PQfinish (conn);
-        return S_FAIL;
+        return CMD_FAIL;
     }
     if (PQntuples (res) == 0)
         fprintf (stderr, "no dead letters%s\n", a.pixel || a.owner ? " matching" : "");
     else
-        s_table (res);
+        cmd_print_rows (PQntuples (res), PQnfields (res), s_cell, res, "");
     PQclear (res);
     PQfinish (conn);
-    return S_OK;
+    return CMD_OK;
 }
 
 static int
@@ -241,7 +190,7 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
         return rc;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
+        return CMD_FAIL;
     const char *params[] = {a.id};
     PGresult *res = s_exec (
         conn,
@@ -258,12 +207,12 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
         1, params);
     if (!res) {
         PQfinish (conn);
-        return S_FAIL;
+        return CMD_FAIL;
     }
     if (PQntuples (res) == 0) {
         PQclear (res);
         PQfinish (conn);
-        return cmd_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+        return cmd_fail (CMD_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
     }
     static const char *labels[] = {"id", "pixel", "owner", "event_id", "event", "event_time (UTC)",
                                    "reason", "http_status", "error_code", "error_subcode",
@@ -274,7 +223,7 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
     printf ("payload:\n%s\n", PQgetvalue (res, 0, 16));
     PQclear (res);
     PQfinish (conn);
-    return S_OK;
+    return CMD_OK;
 }
 
 static int
@@ -286,7 +235,7 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
         return rc;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
+        return CMD_FAIL;
     const char *params[] = {a.id, a.pixel};
     PGresult *res = s_exec (conn,
                             "UPDATE dead_letters SET replay_requested_at = now()"
@@ -296,17 +245,18 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
                             2, params);
     if (!res) {
         PQfinish (conn);
-        return S_FAIL;
+        return CMD_FAIL;
     }
     long n = atol (PQcmdTuples (res));
     PQclear (res);
     PQfinish (conn);
     if (a.id && n == 0)
-        return cmd_fail (S_FAIL, "no dead letter %s waiting (already replayed, or unknown: rastro "
+        return cmd_fail (CMD_FAIL, "no dead letter %s waiting (already replayed, or unknown: "
+                         "rastro "
                          "dlq list shows them)", a.id);
     printf ("%ld dead letter%s queued for replay (the sender of each pixel takes them back)\n",
             n, n == 1 ? "" : "s");
-    return S_OK;
+    return CMD_OK;
 }
 
 static int
@@ -318,7 +268,7 @@ s_purge (int argc, char **argv, const rst_config_t *cfg)
         return rc;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
-        return S_FAIL;
+        return CMD_FAIL;
     const char *params[] = {a.id, a.older};
     PGresult *res = s_exec (conn,
                             "DELETE FROM dead_letters WHERE ($1::bigint IS NULL OR id = $1::bigint)"
@@ -326,28 +276,28 @@ s_purge (int argc, char **argv, const rst_config_t *cfg)
                             2, params);
     if (!res) {
         PQfinish (conn);
-        return S_FAIL;
+        return CMD_FAIL;
     }
     long n = atol (PQcmdTuples (res));
     PQclear (res);
     PQfinish (conn);
     if (a.id && n == 0)
-        return cmd_fail (S_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
+        return cmd_fail (CMD_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
     printf ("%ld dead letter%s purged\n", n, n == 1 ? "" : "s");
-    return S_OK;
+    return CMD_OK;
 }
 
 int
 cmd_dlq (int argc, char **argv, const rst_config_t *cfg)
 {
-    if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")) {
+    if (argc < 2 || cmd_is_help (argv[1])) {
         fputs (s_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? S_USAGE : S_OK;
+        return argc < 2 ? CMD_USAGE : CMD_OK;
     }
     for (int i = 2; i < argc; i++)
-        if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+        if (cmd_is_help (argv[i])) {
             fputs (s_usage, stdout);
-            return S_OK;
+            return CMD_OK;
         }
     const char *sub = argv[1];
     if (!strcmp (sub, "list"))
@@ -358,5 +308,5 @@ cmd_dlq (int argc, char **argv, const rst_config_t *cfg)
         return s_replay (argc - 1, argv + 1, cfg);
     if (!strcmp (sub, "purge"))
         return s_purge (argc - 1, argv + 1, cfg);
-    return cmd_fail (S_USAGE, "dlq: unknown subcommand '%s' (list, show, replay, purge)", sub);
+    return cmd_fail (CMD_USAGE, "dlq: unknown subcommand '%s' (list, show, replay, purge)", sub);
 }

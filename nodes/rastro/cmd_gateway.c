@@ -50,44 +50,15 @@ s_warn_mode (const char *path)
                  "delete it once the gateway is set)\n", path, path);
 }
 
-//  Looks up the bot named NAME. Returns CMD_OK with its id, owner id and
-//  username, or the exit status after printing why.
-static int
-s_find_bot (PGconn *conn, const char *name, char *id, char *owner_id, char *username)
-{
-    const char *params[] = {name};
-    char err[CMD_ERR_MAX];
-    PGresult *res = cmd_query (conn,
-                               "SELECT id, owner_id, username FROM bots"
-                               " WHERE lower(username) = lower($1) FOR UPDATE",
-                               1, params, NULL, NULL, NULL, err, sizeof err);
-    if (!res)
-        return cmd_fail (CMD_FAIL, "%s", err);
-    int rc = CMD_OK;
-    if (PQntuples (res) == 0)
-        rc = cmd_fail (CMD_FAIL, "no bot @%s: add it first with `rastro bot add --token-file F`",
-                       name);
-    else {
-        snprintf (id, 24, "%s", PQgetvalue (res, 0, 0));
-        snprintf (owner_id, 24, "%s", PQgetvalue (res, 0, 1));
-        snprintf (username, CMD_USERNAME_MAX + 1, "%s", PQgetvalue (res, 0, 2));
-    }
-    PQclear (res);
-    return rc;
-}
-
 static int
 s_gateway_set (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *args[2], *file = NULL;
-    int n = 0;
-    const cmd_optdef_t opts[] = {{"--credentials-file", &file, NULL}, {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, args, 2, &n);
-    if (rc && rc != CMD_TOO_MANY)
+    const cmd_optdef_t opts[] = {CMD_OPT ("--credentials-file", &file), CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, args, 2, 2, "usage: rastro gateway set <username> "
+                        "mercadopago|pushinpay|syncpay --credentials-file F");
+    if (rc)
         return rc;
-    if (rc == CMD_TOO_MANY || n != 2)
-        return cmd_fail (CMD_USAGE, "usage: rastro gateway set <username> "
-                         "mercadopago|pushinpay|syncpay --credentials-file F");
     const char *bot = cmd_bot_name (args[0]);
     if (!cmd_is_username (bot))
         return cmd_fail (CMD_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
@@ -126,8 +97,8 @@ s_gateway_set (int argc, char **argv, const rst_config_t *cfg)
         rc = CMD_FAIL;
         goto done;
     }
-    char bot_id[24], owner_id[24], username[CMD_USERNAME_MAX + 1];
-    rc = s_find_bot (conn, bot, bot_id, owner_id, username);
+    cmd_bot_t found;
+    rc = cmd_find_bot (conn, bot, NULL, CMD_LOCK_UPDATE, &found);
     if (rc)
         goto rollback;
     sealed = cmd_seal (cfg, json, len, "credentials");
@@ -135,7 +106,7 @@ s_gateway_set (int argc, char **argv, const rst_config_t *cfg)
         rc = CMD_FAIL;
         goto rollback;
     }
-    const char *params[] = {bot_id, owner_id, rst_gateway_kind_name ((rst_gw_kind_t) kind),
+    const char *params[] = {found.id, found.owner_id, rst_gateway_kind_name ((rst_gw_kind_t) kind),
                             sealed};
     PGresult *res = cmd_query (conn,
                                "WITH old AS (SELECT kind FROM gateways WHERE bot_id = $1)"
@@ -157,7 +128,7 @@ s_gateway_set (int argc, char **argv, const rst_config_t *cfg)
         rc = CMD_FAIL;
         goto rollback;
     }
-    printf ("gateway %s set for @%s (credentials encrypted%s%s)\n", args[1], username,
+    printf ("gateway %s set for @%s (credentials encrypted%s%s)\n", args[1], found.username,
             old[0] ? "; replaced " : "", old);
     goto done;
 
@@ -271,17 +242,15 @@ s_gateway_list (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *owner_email = NULL;
     int json = 0;
-    const cmd_optdef_t opts[] = {{"--owner", &owner_email, NULL},
-                                 {"--json", NULL, &json},
-                                 {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, NULL, 0, NULL);
-    if (rc == CMD_TOO_MANY)
-        return cmd_fail (CMD_USAGE, "gateway list takes no arguments besides --owner and --json "
-                         "(see --help)");
+    const cmd_optdef_t opts[] = {CMD_OPT ("--owner", &owner_email),
+                                 CMD_FLAG ("--json", &json),
+                                 CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, NULL, 0, 0, "gateway list takes no arguments besides "
+                        "--owner and --json (see --help)");
     if (rc)
         return rc;
-    if (owner_email && !cmd_is_email (owner_email))
-        return cmd_fail (CMD_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return CMD_FAIL;
@@ -369,30 +338,24 @@ static int
 s_gateway_remove (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *name;
-    int rc = cmd_parse_args (argc, argv, NULL, &name, 1, NULL);
-    if (rc && rc != CMD_TOO_MANY)
+    int rc = cmd_parse (argc, argv, NULL, &name, 1, 1, "usage: rastro gateway remove <username>");
+    if (rc)
         return rc;
-    if (rc == CMD_TOO_MANY || !name)
-        return cmd_fail (CMD_USAGE, "usage: rastro gateway remove <username>");
     const char *bot = cmd_bot_name (name);
     if (!cmd_is_username (bot))
         return cmd_fail (CMD_USAGE, "'%s' is not a bot username (5 to 32 letters, digits or '_')",
                          name);
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return CMD_FAIL;
     const char *params[] = {bot};
-    char err[CMD_ERR_MAX];
-    PGresult *res = cmd_query (conn,
-                               "WITH gone AS (DELETE FROM gateways g USING bots b"
-                               "   WHERE g.bot_id = b.id AND lower(b.username) = lower($1)"
-                               "   RETURNING g.kind)"
-                               " SELECT b.username, (SELECT kind FROM gone) FROM bots b"
-                               " WHERE lower(b.username) = lower($1)",
-                               1, params, NULL, NULL, NULL, err, sizeof err);
+    PGresult *res = cmd_query_once (cfg,
+                                    "WITH gone AS (DELETE FROM gateways g USING bots b"
+                                    "   WHERE g.bot_id = b.id AND lower(b.username) = lower($1)"
+                                    "   RETURNING g.kind)"
+                                    " SELECT b.username, (SELECT kind FROM gone) FROM bots b"
+                                    " WHERE lower(b.username) = lower($1)",
+                                    1, params);
     if (!res)
-        rc = cmd_fail (CMD_FAIL, "%s", err);
-    else if (PQntuples (res) == 0)
+        return CMD_FAIL;
+    if (PQntuples (res) == 0)
         rc = cmd_fail (CMD_FAIL, "no bot @%s (`rastro bot list` shows them)", bot);
     else if (PQgetisnull (res, 0, 1))
         rc = cmd_fail (CMD_FAIL, "@%s has no gateway (`rastro gateway list` shows them)",
@@ -401,7 +364,6 @@ s_gateway_remove (int argc, char **argv, const rst_config_t *cfg)
         printf ("gateway %s of @%s removed (its offers cannot be paid until `rastro gateway "
                 "set`)\n", PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 0));
     PQclear (res);
-    PQfinish (conn);
     return rc;
 }
 
@@ -426,9 +388,9 @@ static const cmd_sub_t s_gateway_subs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_gateway (int argc, char **argv, const rst_config_t *cfg)
-{
-    return cmd_dispatch ("gateway", "Gateways create the PIX charges of a bot's offers; their "
-                         "credentials are encrypted at rest.", s_gateway_subs, argc, argv, cfg);
-}
+const cmd_group_t cmd_gateway_group = {
+    .name = "gateway",
+    .summary = "Gateways create the PIX charges of a bot's offers; their credentials are "
+               "encrypted at rest.",
+    .subs = s_gateway_subs,
+};

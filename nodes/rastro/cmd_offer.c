@@ -433,6 +433,12 @@ typedef struct {
     size_t photo_len;
 } s_fields_t;
 
+//  The options of `offer add` and `offer set` into the s_fields_t F.
+#define S_FIELD_OPTS(f)                                                                        \
+    CMD_OPT ("--name", &(f).name), CMD_OPT ("--price", &(f).price),                            \
+        CMD_OPT ("--deliver-chat", &(f).chat), CMD_OPT ("--deliver-text", &(f).text),          \
+        CMD_OPT ("--welcome-file", &(f).welcome_file), CMD_OPT ("--photo", &(f).photo_file)
+
 static void
 s_fields_free (s_fields_t *f)
 {
@@ -479,64 +485,22 @@ s_delivery_text (const s_fields_t *f, char *buf, size_t buflen)
                   cmd_utf8_chars (f->text, strlen (f->text)));
 }
 
-//  Looks up bot NAME for OWNER inside the open transaction. Returns CMD_OK
-//  with the bot's id and username in ID / USERNAME, or the exit status
-//  after printing why.
-static int
-s_owned_bot (PGconn *conn, const char *name, const cmd_owner_t *owner, char *id, size_t idlen,
-             char *username, size_t userlen)
-{
-    const char *params[] = {name};
-    char err[CMD_ERR_MAX];
-    PGresult *res = cmd_query (conn,
-                               "SELECT b.id, b.owner_id, u.email, b.username FROM bots b"
-                               " JOIN users u ON u.id = b.owner_id"
-                               " WHERE lower(b.username) = lower($1) FOR SHARE OF b",
-                               1, params, NULL, NULL, NULL, err, sizeof err);
-    if (!res)
-        return cmd_fail (CMD_FAIL, "%s", err);
-    int rc = CMD_OK;
-    if (PQntuples (res) == 0)
-        rc = cmd_fail (CMD_FAIL, "no bot @%s: add it first with `rastro bot add --token-file F`",
-                       name);
-    else if (owner && strcmp (PQgetvalue (res, 0, 1), owner->id))
-        rc = cmd_fail (CMD_FAIL, "bot @%s belongs to %s, not to %s", name, PQgetvalue (res, 0, 2),
-                       owner->email);
-    else {
-        snprintf (id, idlen, "%s", PQgetvalue (res, 0, 0));
-        snprintf (username, userlen, "%s", PQgetvalue (res, 0, 3));
-    }
-    PQclear (res);
-    return rc;
-}
-
 static int
 s_offer_add (int argc, char **argv, const rst_config_t *cfg)
 {
     s_fields_t f = {0};
     const char *bot = NULL, *owner_email = NULL;
-    const cmd_optdef_t opts[] = {{"--bot", &bot, NULL},
-                                 {"--name", &f.name, NULL},
-                                 {"--price", &f.price, NULL},
-                                 {"--deliver-chat", &f.chat, NULL},
-                                 {"--deliver-text", &f.text, NULL},
-                                 {"--welcome-file", &f.welcome_file, NULL},
-                                 {"--photo", &f.photo_file, NULL},
-                                 {"--owner", &owner_email, NULL},
-                                 {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, NULL, 0, NULL);
-    if (rc == CMD_TOO_MANY)
-        return cmd_fail (CMD_USAGE, "offer add takes no positional argument: the bot goes in "
-                         "--bot, the name in --name (see --help)");
+    const cmd_optdef_t opts[] = {S_FIELD_OPTS (f), CMD_OPT ("--bot", &bot),
+                                 CMD_OPT ("--owner", &owner_email), CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, NULL, 0, 0, "offer add takes no positional argument: "
+                        "the bot goes in --bot, the name in --name (see --help)");
     if (rc)
         return rc;
     if (!bot)
         return cmd_fail (CMD_USAGE, "offer add needs --bot <username>, the bot that sells it "
                          "(`rastro bot list` shows them)");
-    bot = cmd_bot_name (bot);
-    if (!cmd_is_username (bot))
-        return cmd_fail (CMD_USAGE, "--bot '%s' is not a bot username (5 to 32 letters, digits "
-                         "or '_')", bot);
+    if (cmd_check_bot (&bot))
+        return CMD_USAGE;
     if (!f.name)
         return cmd_fail (CMD_USAGE, "offer add needs --name NAME, the buy button's text");
     if (!f.price)
@@ -544,8 +508,8 @@ s_offer_add (int argc, char **argv, const rst_config_t *cfg)
     if (!f.chat && !f.text)
         return cmd_fail (CMD_USAGE, "offer add needs --deliver-chat CHAT_ID (an invite to a "
                          "private group or channel) or --deliver-text TEXT");
-    if (owner_email && !cmd_is_email (owner_email))
-        return cmd_fail (CMD_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
     rc = s_fields_check (&f);
     if (rc)
         return rc;
@@ -563,13 +527,14 @@ s_offer_add (int argc, char **argv, const rst_config_t *cfg)
         rc = CMD_FAIL;
         goto done;
     }
-    char bot_id[24], username[CMD_USERNAME_MAX + 1];
-    rc = s_owned_bot (conn, bot, &owner, bot_id, sizeof bot_id, username, sizeof username);
+    cmd_bot_t seller;
+    rc = cmd_find_bot (conn, bot, &owner, CMD_LOCK_SHARE, &seller);
     if (rc)
         goto rollback;
+    const char *username = seller.username;
     char cents[24];
     snprintf (cents, sizeof cents, "%ld", f.cents);
-    const char *params[] = {owner.id, bot_id, f.name, cents, f.chat, f.text, f.welcome, f.photo};
+    const char *params[] = {owner.id, seller.id, f.name, cents, f.chat, f.text, f.welcome, f.photo};
     const int lengths[] = {0, 0, 0, 0, 0, 0, 0, (int) f.photo_len};
     const int formats[] = {0, 0, 0, 0, 0, 0, 0, 1};
     char err[CMD_ERR_MAX];
@@ -613,11 +578,10 @@ done:
 //  ---------------------------------------------------------------------------
 //  rastro offer list
 
-//  FROM and WHERE of both list queries: $1 owner id, $2 bot username (either NULL).
+//  FROM and WHERE of both list queries: $1 owner id, $2 bot id (either NULL).
 #define S_LIST_FROM                                                                            \
     " FROM offers o JOIN bots b ON b.id = o.bot_id JOIN users u ON u.id = o.owner_id"          \
-    " WHERE ($1::bigint IS NULL OR o.owner_id = $1)"                                            \
-    "   AND ($2::text IS NULL OR lower(b.username) = lower($2))"
+    " WHERE ($1::bigint IS NULL OR o.owner_id = $1) AND ($2::bigint IS NULL OR o.bot_id = $2)"
 #define S_PRICE_SQL "(o.price_cents / 100) || '.' || lpad((o.price_cents % 100)::text, 2, '0')"
 
 static int
@@ -625,43 +589,27 @@ s_offer_list (int argc, char **argv, const rst_config_t *cfg)
 {
     const char *bot = NULL, *owner_email = NULL;
     int json = 0;
-    const cmd_optdef_t opts[] = {{"--bot", &bot, NULL},
-                                 {"--owner", &owner_email, NULL},
-                                 {"--json", NULL, &json},
-                                 {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, NULL, 0, NULL);
-    if (rc == CMD_TOO_MANY)
-        return cmd_fail (CMD_USAGE, "offer list takes no arguments besides --bot, --owner and "
-                         "--json (see --help)");
+    const cmd_optdef_t opts[] = {CMD_OPT ("--bot", &bot),
+                                 CMD_OPT ("--owner", &owner_email),
+                                 CMD_FLAG ("--json", &json),
+                                 CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, NULL, 0, 0, "offer list takes no arguments besides "
+                        "--bot, --owner and --json (see --help)");
     if (rc)
         return rc;
-    if (bot) {
-        bot = cmd_bot_name (bot);
-        if (!cmd_is_username (bot))
-            return cmd_fail (CMD_USAGE, "--bot '%s' is not a bot username (5 to 32 letters, "
-                             "digits or '_')", bot);
-    }
-    if (owner_email && !cmd_is_email (owner_email))
-        return cmd_fail (CMD_USAGE, "--owner '%s' is not an email address", owner_email);
+    if (cmd_check_bot (&bot))
+        return CMD_USAGE;
+    if (cmd_check_owner (owner_email))
+        return CMD_USAGE;
 
     PGconn *conn = cmd_open_db (cfg);
     if (!conn)
         return CMD_FAIL;
-    cmd_owner_t owner;
-    const char *params[] = {NULL, bot};
-    if (owner_email) {
-        rc = cmd_find_user (conn, owner_email, &owner);
-        if (rc)
-            goto done;
-        params[0] = owner.id;
-    }
-    if (bot) {
-        char bot_id[24], username[CMD_USERNAME_MAX + 1];
-        rc = s_owned_bot (conn, bot, owner_email ? &owner : NULL, bot_id, sizeof bot_id, username,
-                          sizeof username);
-        if (rc)
-            goto done;
-    }
+    cmd_scope_t scope;
+    rc = cmd_find_scope (conn, owner_email, bot, &scope);
+    if (rc)
+        goto done;
+    const char *params[] = {scope.owner_id, scope.bot_id};
     char err[CMD_ERR_MAX];
     PGresult *res;
     if (json)
@@ -716,18 +664,9 @@ s_offer_set (int argc, char **argv, const rst_config_t *cfg)
 {
     s_fields_t f = {0};
     const char *id;
-    const cmd_optdef_t opts[] = {{"--name", &f.name, NULL},
-                                 {"--price", &f.price, NULL},
-                                 {"--deliver-chat", &f.chat, NULL},
-                                 {"--deliver-text", &f.text, NULL},
-                                 {"--welcome-file", &f.welcome_file, NULL},
-                                 {"--no-welcome", NULL, &f.no_welcome},
-                                 {"--photo", &f.photo_file, NULL},
-                                 {"--no-photo", NULL, &f.no_photo},
-                                 {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, &id, 1, NULL);
-    if (rc == CMD_TOO_MANY)
-        return cmd_fail (CMD_USAGE, "offer set takes one offer id (see --help)");
+    const cmd_optdef_t opts[] = {S_FIELD_OPTS (f), CMD_FLAG ("--no-welcome", &f.no_welcome),
+                                 CMD_FLAG ("--no-photo", &f.no_photo), CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, &id, 0, 1, "offer set takes one offer id (see --help)");
     if (rc)
         return rc;
     if (!id)
@@ -819,32 +758,25 @@ s_offer_enable (int argc, char **argv, const rst_config_t *cfg)
 {
     int enable = !strcmp (argv[0], "enable");
     const char *id;
-    int rc = cmd_parse_args (argc, argv, NULL, &id, 1, NULL);
-    if (rc && rc != CMD_TOO_MANY)
+    int rc = cmd_parse (argc, argv, NULL, &id, 1, 1, "usage: rastro offer %s <id>   (`rastro "
+                        "offer list` shows the ids)", argv[0]);
+    if (rc)
         return rc;
-    if (rc == CMD_TOO_MANY || !id)
-        return cmd_fail (CMD_USAGE, "usage: rastro offer %s <id>   (`rastro offer list` shows "
-                         "the ids)", argv[0]);
     if ((rc = s_check_id (id)))
         return rc;
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return CMD_FAIL;
     const char *params[] = {id, enable ? "true" : "false"};
-    char err[CMD_ERR_MAX];
-    PGresult *res = cmd_query (conn,
-                               "UPDATE offers SET enabled = $2 WHERE id = $1"
-                               " RETURNING (SELECT username FROM bots WHERE bots.id = offers.bot_id)",
-                               2, params, NULL, NULL, NULL, err, sizeof err);
+    PGresult *res = cmd_query_once (cfg,
+                                    "UPDATE offers SET enabled = $2 WHERE id = $1 RETURNING"
+                                    " (SELECT username FROM bots WHERE bots.id = offers.bot_id)",
+                                    2, params);
     if (!res)
-        rc = cmd_fail (CMD_FAIL, "%s", err);
-    else if (PQntuples (res) == 0)
+        return CMD_FAIL;
+    if (PQntuples (res) == 0)
         rc = cmd_fail (CMD_FAIL, "no offer %s (`rastro offer list` shows them)", id);
     else
         printf ("offer %s of @%s %s\n", id, PQgetvalue (res, 0, 0),
                 enable ? "enabled" : "disabled (its buy button is no longer shown)");
     PQclear (res);
-    PQfinish (conn);
     return rc;
 }
 
@@ -887,9 +819,8 @@ static const cmd_sub_t s_offer_subs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-int
-cmd_offer (int argc, char **argv, const rst_config_t *cfg)
-{
-    return cmd_dispatch ("offer", "Offers are what a bot sells: a name, a price in reais and "
-                         "what a paid buyer gets.", s_offer_subs, argc, argv, cfg);
-}
+const cmd_group_t cmd_offer_group = {
+    .name = "offer",
+    .summary = "Offers are what a bot sells: a name, a price in reais and what a paid buyer gets.",
+    .subs = s_offer_subs,
+};

@@ -188,7 +188,7 @@ cmd_status (int argc, char **argv, const rst_config_t *cfg)
 {
     int json = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+        if (cmd_is_help (argv[i])) {
             s_usage (stdout);
             return 0;
         }

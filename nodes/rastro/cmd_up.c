@@ -668,7 +668,7 @@ cmd_up (int argc, char **argv, const rst_config_t *cfg)
     const char *topology_arg = NULL;
     int no_db = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+        if (cmd_is_help (argv[i])) {
             s_usage (stdout);
             return 0;
         }

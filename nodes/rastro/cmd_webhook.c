@@ -147,32 +147,16 @@ s_open_token (const rst_config_t *cfg, const char *username, const char *token_t
 int
 cmd_bot_webhook (int argc, char **argv, const rst_config_t *cfg)
 {
+    //  --help is cmd_dispatch's (the bot subcommands of cmd_admin.c).
     static const char synopsis[] = "bot webhook <username> (--url BASE | --delete)";
-    if (cmd_wants_help (argc, argv)) {
-        printf ("usage: rastro %s\n\n"
-                "Chooses how a bot receives its updates.\n\n"
-                "  --url BASE   webhook: Telegram POSTs updates to the front at\n"
-                "               BASE/telegram/<username>. BASE is the front's public\n"
-                "               https:// address (ports 443, 80, 88 or 8443), e.g.\n"
-                "               https://bots.example.com. A new random secret token is\n"
-                "               registered with Telegram; only its SHA-256 is stored.\n"
-                "  --delete     back to polling: the webhook is deleted at Telegram and\n"
-                "               the bots node polls getUpdates again (pending updates\n"
-                "               are kept).\n\n"
-                "example:\n  rastro bot webhook loja_a_bot --url https://bots.example.com\n",
-                synopsis);
-        return CMD_OK;
-    }
     const char *name, *base = NULL;
     int delete = 0;
-    const cmd_optdef_t opts[] = {{"--url", &base, NULL},
-                                 {"--delete", NULL, &delete},
-                                 {NULL, NULL, NULL}};
-    int rc = cmd_parse_args (argc, argv, opts, &name, 1, NULL);
-    if (rc && rc != CMD_TOO_MANY)
+    const cmd_optdef_t opts[] = {CMD_OPT ("--url", &base),
+                                 CMD_FLAG ("--delete", &delete),
+                                 CMD_OPT_END};
+    int rc = cmd_parse (argc, argv, opts, &name, 1, 1, "usage: rastro %s", synopsis);
+    if (rc)
         return rc;
-    if (rc == CMD_TOO_MANY || !name)
-        return cmd_fail (CMD_USAGE, "usage: rastro %s", synopsis);
     if (!base == !delete)
         return cmd_fail (CMD_USAGE, "bot webhook needs either --url BASE (set the webhook) or "
                          "--delete (back to polling)");

@@ -10,25 +10,51 @@
 #define RASTRO_COMMANDS_H
 
 #include "rst_config.h"
+#include "rst_secret.h"
 
 #include <libpq-fe.h>
 
-//  cmd_admin.c: `rastro user|pixel|bot|pool ...` (argv[0] is "user", "pixel", ...)
-int cmd_user (int argc, char **argv, const rst_config_t *cfg);
-int cmd_pixel (int argc, char **argv, const rst_config_t *cfg);
-int cmd_bot (int argc, char **argv, const rst_config_t *cfg);
-int cmd_pool (int argc, char **argv, const rst_config_t *cfg);
+//  One subcommand of a command group.
+typedef struct {
+    const char *name;           //  argv[0] of the subcommand
+    int (*run) (int argc, char **argv, const rst_config_t *cfg);
+    const char *synopsis;       //  one line, after "rastro "
+    const char *help;           //  the rest of --help
+} cmd_sub_t;
+
+//  A command group, `rastro NAME <subcommand> ...` (run by cmd_dispatch).
+typedef struct {
+    const char *name;           //  "bot"
+    const char *summary;        //  what the group is about, for --help
+    const cmd_sub_t *subs;      //  its subcommands, ending with {NULL}
+} cmd_group_t;
+
+//  cmd_admin.c: `rastro user|pixel|bot|pool ...`, the objects every node
+//  uses (bot webhook is cmd_webhook.c's).
+extern const cmd_group_t cmd_user_group;
+extern const cmd_group_t cmd_pixel_group;
+extern const cmd_group_t cmd_bot_group;
+extern const cmd_group_t cmd_pool_group;
 
 //  cmd_offer.c: `rastro offer add|list|set|enable|disable`, what a bot sells.
-int cmd_offer (int argc, char **argv, const rst_config_t *cfg);
+extern const cmd_group_t cmd_offer_group;
 
 //  cmd_gateway.c: `rastro gateway set|list|remove`, a bot's PIX gateway
 //  (credentials sealed at rest).
-int cmd_gateway (int argc, char **argv, const rst_config_t *cfg);
+extern const cmd_group_t cmd_gateway_group;
 
 //  cmd_webhook.c: `rastro bot webhook <username> --url BASE | --delete`
-//  (argv[0] is "webhook"): how a bot receives its updates.
+//  (argv[0] is "webhook"; one of cmd_bot_group's subcommands): how a bot
+//  receives its updates.
 int cmd_bot_webhook (int argc, char **argv, const rst_config_t *cfg);
+
+//  cmd_payment.c: `rastro payment list|redeliver` (the PIX charges and
+//  their deliveries) and `rastro lead list` (the bots' Telegram users).
+extern const cmd_group_t cmd_payment_group;
+extern const cmd_group_t cmd_lead_group;
+
+//  The other commands are one function each: they get the arguments after
+//  their own name (argv[0] is the command) and print their own --help.
 
 //  cmd_up.c: `rastro up [--topology FILE]`, the foreground supervisor.
 int cmd_up (int argc, char **argv, const rst_config_t *cfg);
@@ -42,19 +68,9 @@ int cmd_db (int argc, char **argv, const rst_config_t *cfg);
 //  cmd_dlq.c: `rastro dlq list|show|replay|purge`, the dead-letter store.
 int cmd_dlq (int argc, char **argv, const rst_config_t *cfg);
 
-//  cmd_common.c: what the commands share.
-
-//  Prints "rastro: <message>" on stderr and returns STATUS.
-int cmd_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-//  Connects to PostgreSQL and applies the migrations. Returns the
-//  connection (the caller's, PQfinish), or NULL after printing why.
-PGconn *cmd_open_db (const rst_config_t *cfg);
-
 //  ---------------------------------------------------------------------------
-//  cmd_shared.c: the admin commands' toolkit (offer, gateway, bot webhook).
-//  cmd_admin.c still has static copies of most of these (s_opt,
-//  s_parse_args, s_query, s_resolve_owner, ...) and can switch to them.
+//  cmd_common.c: the toolkit every command shares. Each function below
+//  prints its own one-line error ("rastro: ...") when it says so.
 
 #define CMD_OK    0             //  exit statuses (see the top of this file)
 #define CMD_FAIL  1
@@ -66,6 +82,13 @@ PGconn *cmd_open_db (const rst_config_t *cfg);
 #define CMD_USERNAME_MAX     32
 #define CMD_UNIQUE_VIOLATION "23505"
 
+//  Prints "rastro: <message>" on stderr and returns STATUS.
+int cmd_fail (int status, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  Connects to PostgreSQL and applies the migrations. Returns the
+//  connection (the caller's, PQfinish), or NULL after printing why.
+PGconn *cmd_open_db (const rst_config_t *cfg);
+
 //  1 if ARG is --help or -h.
 int cmd_is_help (const char *arg);
 
@@ -75,8 +98,14 @@ int cmd_wants_help (int argc, char **argv);
 //  1 if VALUE is MIN to MAX characters, each a letter, a digit or one of EXTRA.
 int cmd_is_word (const char *value, size_t min, size_t max, const char *extra);
 
+//  1 if VALUE is 1 to MAX decimal digits (nothing else).
+int cmd_is_number (const char *value, size_t max);
+
 //  1 if VALUE has the shape of an email address (local@domain.tld).
 int cmd_is_email (const char *value);
+
+//  Copies EMAIL lower-cased into OUT (CMD_EMAIL_MAX + 1 bytes; cut there).
+void cmd_email_lower (const char *email, char *out);
 
 //  A bot as typed on the command line: "@name" or "name" -> "name" (points into ARG).
 const char *cmd_bot_name (const char *arg);
@@ -84,28 +113,54 @@ const char *cmd_bot_name (const char *arg);
 //  1 if NAME is a Telegram bot username (5 to 32 letters, digits or '_').
 int cmd_is_username (const char *name);
 
+//  Checks the value of --owner (NULL: not given, fine). Returns CMD_OK, or
+//  CMD_USAGE after printing why.
+int cmd_check_owner (const char *email);
+
+//  Checks the value of --bot (NULL: not given, fine) and drops a leading
+//  '@' from *NAME. Returns CMD_OK, or CMD_USAGE after printing why.
+int cmd_check_bot (const char **name);
+
+//  Number of characters in the UTF-8 text S (continuation bytes do not count).
+size_t cmd_chars (const char *s);
+
 //  Number of characters (code points) in the LEN bytes at S if they are
 //  valid UTF-8 (no overlong forms, surrogates or NUL bytes), else -1.
 long cmd_utf8_chars (const char *s, size_t len);
 
-//  One option of a command: `NAME VALUE` or `NAME=VALUE` into *VALUE, or,
-//  when FLAG is set, a bare `NAME` that sets *FLAG to 1.
+//  Matches ARGV[*I] against option NAME, written "NAME VALUE" or
+//  "NAME=VALUE". Returns 0 if it is another argument; 1 with *VALUE set (and
+//  *I moved past a separate value); -1 after printing why if the value is
+//  missing, or if the option was given twice (*VALUE already set) and
+//  REPEATABLE is 0.
+int cmd_opt (int argc, char **argv, int *i, const char *name, const char **value, int repeatable);
+
+//  One option of a command: `NAME VALUE` or `NAME=VALUE` into *VALUE; or,
+//  when FLAG is set, a bare `NAME` that sets *FLAG to 1; or, when EACH is
+//  set, a repeatable `NAME VALUE`: EACH (CTX, VALUE) is called for each,
+//  returning CMD_OK, or the exit status after printing why.
 typedef struct {
     const char *name;
     const char **value;
     int *flag;
+    int (*each) (void *ctx, const char *value);
+    void *ctx;
 } cmd_optdef_t;
 
-#define CMD_TOO_MANY (-1)       //  cmd_parse_args: more positional arguments than allowed
+//  The entries of a cmd_optdef_t array, which ends with CMD_OPT_END.
+#define CMD_OPT(opt, value_p)     {.name = (opt), .value = (value_p)}
+#define CMD_FLAG(opt, flag_p)     {.name = (opt), .flag = (flag_p)}
+#define CMD_EACH(opt, fn, ctx_p)  {.name = (opt), .each = (fn), .ctx = (ctx_p)}
+#define CMD_OPT_END                 {.name = NULL}
 
-//  Parses ARGV[1..ARGC) for the options OPTS (ending with {NULL}; NULL for
-//  none) and up to MAX positional arguments, stored into POS[0..MAX) (unused
-//  entries NULL) and counted in *NPOS (may be NULL). Each option may be
-//  given once; "--" ends the options. Returns CMD_OK; CMD_USAGE after
-//  printing why; or CMD_TOO_MANY, printing nothing, at the first positional
-//  argument over MAX (the caller says what the command takes).
-int cmd_parse_args (int argc, char **argv, const cmd_optdef_t *opts, const char **pos, int max,
-                    int *npos);
+//  Parses ARGV[1..ARGC) for the options OPTS (ending with CMD_OPT_END; NULL
+//  for none) and MIN to MAX positional arguments, stored into POS[0..MAX)
+//  (unused entries NULL; POS may be NULL when MAX is 0). Each option may be
+//  given once (but EACH ones); "--" ends the options. Returns CMD_OK; or,
+//  after printing why, CMD_USAGE (or what an EACH returned). FMT (printf)
+//  is the message for fewer than MIN or more than MAX positional arguments.
+int cmd_parse (int argc, char **argv, const cmd_optdef_t *opts, const char **pos, int min,
+               int max, const char *fmt, ...) __attribute__ ((format (printf, 7, 8)));
 
 //  Runs SQL with NPARAMS parameters, text unless FORMATS says 1 (binary,
 //  then LENGTHS gives the sizes; both may be NULL). A NULL parameter is SQL
@@ -114,6 +169,21 @@ int cmd_parse_args (int argc, char **argv, const cmd_optdef_t *opts, const char 
 PGresult *cmd_query (PGconn *conn, const char *sql, int nparams, const char *const *params,
                      const int *lengths, const int *formats, char *state, char *err,
                      size_t errlen);
+
+//  Connects (cmd_open_db), runs SQL with NPARAMS text PARAMS (see cmd_query)
+//  and disconnects: for a command that needs one statement. Returns the
+//  result (the caller's, PQclear), or NULL after printing why.
+PGresult *cmd_query_once (const rst_config_t *cfg, const char *sql, int nparams,
+                          const char *const *params);
+
+//  Prepares SQL (NPARAMS text parameters) as statement NAME of CONN, for
+//  cmd_query_prepared. Returns CMD_OK, or CMD_FAIL after printing why.
+int cmd_prepare (PGconn *conn, const char *name, const char *sql, int nparams);
+
+//  Runs statement NAME (cmd_prepare) with NPARAMS text parameters, like
+//  cmd_query: the result (the caller's, PQclear), or NULL with STATE and ERR.
+PGresult *cmd_query_prepared (PGconn *conn, const char *name, int nparams,
+                              const char *const *params, char *state, char *err, size_t errlen);
 
 //  Runs a statement without parameters ("BEGIN", "COMMIT"). Returns CMD_OK,
 //  or CMD_FAIL after printing why.
@@ -137,10 +207,42 @@ int cmd_find_user (PGconn *conn, const char *email, cmd_owner_t *owner);
 //  *OWNER (OUT) filled, or the exit status after printing why.
 int cmd_resolve_owner (PGconn *conn, const char *email, cmd_owner_t *owner);
 
+//  A bot, as commands refer to it.
+typedef struct {
+    char id[24];                            //  bots.id as text (a query parameter)
+    char owner_id[24];                      //  bots.owner_id as text
+    char owner_email[CMD_EMAIL_MAX + 1];    //  for messages
+    char username[CMD_USERNAME_MAX + 1];    //  as Telegram spells it
+} cmd_bot_t;
+
+#define CMD_LOCK_SHARE  "FOR SHARE OF b"    //  cmd_find_bot: row locks (no-ops
+#define CMD_LOCK_UPDATE "FOR UPDATE OF b"   //  outside a transaction)
+
+//  Looks up bot NAME (any case), locking its row with LOCK (CMD_LOCK_SHARE
+//  or CMD_LOCK_UPDATE). With OWNER (may be NULL) the bot must be OWNER's.
+//  Returns CMD_OK with *BOT (OUT) filled, or the exit status after printing
+//  why ("no bot @name: add it first ...", "... belongs to X, not to Y").
+int cmd_find_bot (PGconn *conn, const char *name, const cmd_owner_t *owner, const char *lock,
+                  cmd_bot_t *bot);
+
+//  What a list command is narrowed to by its --owner and --bot.
+typedef struct {
+    cmd_owner_t owner;          //  valid when owner_id is not NULL
+    cmd_bot_t bot;              //  valid when bot_id is not NULL
+    const char *owner_id;       //  owner.id, or NULL: every user's (a query parameter)
+    const char *bot_id;         //  bot.id, or NULL: every bot
+} cmd_scope_t;
+
+//  Looks up the --owner EMAIL and --bot NAME of a list command (either may
+//  be NULL; both checked with cmd_check_owner / cmd_check_bot before): the
+//  user exists, the bot exists and, with both, is the user's. Returns
+//  CMD_OK with *SCOPE (OUT) filled, or the exit status after printing why.
+int cmd_find_scope (PGconn *conn, const char *owner_email, const char *bot, cmd_scope_t *scope);
+
 //  Prints an aligned table of ROWS rows and COLS columns: CELL (CTX, r, c)
 //  gives each value, r = -1 the column names; NULL prints "-". Columns are
 //  padded to their widest value in characters. EMPTY is printed instead
-//  when there are no rows.
+//  when there are no rows. CELL's value must stay valid until its next call.
 void cmd_print_rows (int rows, int cols, const char *(*cell) (void *ctx, int r, int c), void *ctx,
                      const char *empty);
 
@@ -152,6 +254,9 @@ void cmd_print_table (PGresult *res, const char *empty);
 //  free()), or NULL after printing why. WHAT names the secret in errors.
 char *cmd_seal (const rst_config_t *cfg, const void *plain, size_t len, const char *what);
 
+//  cmd_seal with the master key SECRET already open (for many secrets).
+char *cmd_seal_with (rst_secret_t *secret, const void *plain, size_t len, const char *what);
+
 //  Reads the regular file PATH, at most MAX bytes, into a new buffer (the
 //  caller's, free(); NUL-terminated after *LEN_P bytes). WHAT names the
 //  file in errors ("--photo"). Returns CMD_OK, or CMD_USAGE after printing
@@ -159,17 +264,9 @@ char *cmd_seal (const rst_config_t *cfg, const void *plain, size_t len, const ch
 int cmd_read_file (const char *path, const char *what, size_t max, char **data_p,
                    size_t *len_p);
 
-//  One subcommand of a command group.
-typedef struct {
-    const char *name;           //  argv[0] of the subcommand
-    int (*run) (int argc, char **argv, const rst_config_t *cfg);
-    const char *synopsis;       //  one line, after "rastro "
-    const char *help;           //  the rest of --help
-} cmd_sub_t;
-
-//  Runs `rastro GROUP <sub> ...` (ARGV[0] is GROUP): the group's help,
-//  a subcommand's --help, or the subcommand. Returns the exit status.
-int cmd_dispatch (const char *group, const char *summary, const cmd_sub_t *subs, int argc,
-                  char **argv, const rst_config_t *cfg);
+//  Runs `rastro GROUP <subcommand> ...` (ARGV[0] is GROUP's name): the
+//  group's help, a subcommand's --help, or the subcommand. Returns the exit
+//  status.
+int cmd_dispatch (const cmd_group_t *group, int argc, char **argv, const rst_config_t *cfg);
 
 #endif

@@ -10,41 +10,32 @@
 #include <stdio.h>
 #include <string.h>
 
-static int s_bot (int argc, char **argv, const rst_config_t *cfg);
-
+//  A command: a function, or a group of subcommands (cmd_dispatch).
 typedef struct {
     const char *name;
-    int (*run) (int argc, char **argv, const rst_config_t *cfg);
+    int (*run) (int argc, char **argv, const rst_config_t *cfg);   //  or NULL for
+    const cmd_group_t *group;                                       //  a group
     const char *summary;
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"up", cmd_up, "start every node of the topology in the foreground; Ctrl-C stops them"},
-    {"status", cmd_status, "show each node and its state"},
-    {"user", cmd_user, "add or list users (the owners of everything else)"},
-    {"pixel", cmd_pixel, "add, list or set Meta pixels (token encrypted at rest)"},
-    {"bot", s_bot, "add, list or mark Telegram bots; choose polling or webhook"},
-    {"pool", cmd_pool, "add, list, enable or disable pools (the /go/<slug> links)"},
-    {"offer", cmd_offer, "add, list, set, enable or disable what a bot sells"},
-    {"gateway", cmd_gateway, "set, list or remove a bot's PIX gateway (credentials encrypted)"},
-    {"dlq", cmd_dlq, "list, show, replay or purge dead letters (events Meta refused)"},
-    {"db", cmd_db, "start/stop the private PostgreSQL, apply migrations, open psql"},
-    {NULL, NULL, NULL},
+    {"up", cmd_up, NULL, "start every node of the topology in the foreground; Ctrl-C stops them"},
+    {"status", cmd_status, NULL, "show each node and its state"},
+    {"user", NULL, &cmd_user_group, "add or list users (the owners of everything else)"},
+    {"pixel", NULL, &cmd_pixel_group, "add, list or set Meta pixels (token encrypted at rest)"},
+    {"bot", NULL, &cmd_bot_group,
+     "add, import, list or mark Telegram bots; choose polling or webhook"},
+    {"pool", NULL, &cmd_pool_group, "add, list, enable or disable pools (the /go/<slug> links)"},
+    {"offer", NULL, &cmd_offer_group, "add, list, set, enable or disable what a bot sells"},
+    {"gateway", NULL, &cmd_gateway_group,
+     "set, list or remove a bot's PIX gateway (credentials encrypted)"},
+    {"payment", NULL, &cmd_payment_group,
+     "list PIX charges and their deliveries; redeliver a failed one"},
+    {"lead", NULL, &cmd_lead_group, "list leads (the Telegram users who started a bot)"},
+    {"dlq", cmd_dlq, NULL, "list, show, replay or purge dead letters (events Meta refused)"},
+    {"db", cmd_db, NULL, "start/stop the private PostgreSQL, apply migrations, open psql"},
+    {NULL, NULL, NULL, NULL},
 };
-
-//  `rastro bot ...`: cmd_admin.c has every subcommand but `webhook`
-//  (cmd_webhook.c), which is added to its list of subcommands here.
-static int
-s_bot (int argc, char **argv, const rst_config_t *cfg)
-{
-    if (argc >= 2 && !strcmp (argv[1], "webhook"))
-        return cmd_bot_webhook (argc - 1, argv + 1, cfg);
-    int rc = cmd_bot (argc, argv, cfg);
-    if (argc < 2 || cmd_is_help (argv[1]))
-        fprintf (argc < 2 ? stderr : stdout,
-                 "  rastro bot webhook <username> (--url BASE | --delete)\n");
-    return rc;
-}
 
 static void
 s_usage (FILE *out)
@@ -62,8 +53,7 @@ s_usage (FILE *out)
 int
 main (int argc, char **argv)
 {
-    if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")
-        || !strcmp (argv[1], "help")) {
+    if (argc < 2 || cmd_is_help (argv[1]) || !strcmp (argv[1], "help")) {
         s_usage (argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -76,6 +66,8 @@ main (int argc, char **argv)
             fprintf (stderr, "rastro: %s\n", err);
             return 1;
         }
+        if (c->group)
+            return cmd_dispatch (c->group, argc - 1, argv + 1, &cfg);
         return c->run (argc - 1, argv + 1, &cfg);
     }
     fprintf (stderr, "rastro: unknown command '%s' (rastro --help lists them)\n", argv[1]);

@@ -263,6 +263,9 @@ def validate_event(i, ev, now):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the second
+    # waits for the client's delayed ACK (~40 ms per keep-alive reply).
+    disable_nagle_algorithm = True
     server_version = "fake_meta/1"
 
     def log_message(self, fmt, *args):

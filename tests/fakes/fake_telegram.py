@@ -927,6 +927,9 @@ def webhook_sender(state, bot, gen):
 class Handler(BaseHTTPRequestHandler):
     server_version = "fake-telegram/1"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the second
+    # waits for the client's delayed ACK (~40 ms per keep-alive reply).
+    disable_nagle_algorithm = True
 
     # -- plumbing --
     @property
