@@ -81,8 +81,8 @@ rst_fbp_is_valid (const char *s, size_t len)
     return part >= 3 && part_len > 0;
 }
 
-static int
-s_hex (unsigned char c)
+int
+rst_hex_digit (char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -104,7 +104,7 @@ rst_url_decode (const char *in, size_t len, char *out, size_t outlen)
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = s_hex ((unsigned char) in[i + 1]), lo = s_hex ((unsigned char) in[i + 2]);
+            int hi = rst_hex_digit (in[i + 1]), lo = rst_hex_digit (in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             out[n++] = (char) (hi * 16 + lo);

@@ -2,7 +2,8 @@
 
     Pure functions, no I/O, so each is unit-tested and fuzzed on its own:
     click ids, slugs, the fbc built from fbclid (reference/meta-capi.md §5),
-    query-string and cookie parsing, percent-decoding and UTF-8 clean-up (the
+    query-string and cookie parsing, hex digits, percent-decoding (the PIX
+    gateways' webhooks use it too) and UTF-8 clean-up (the
     values end up in PostgreSQL text columns, which refuse invalid UTF-8 and
     NUL, so a single bad byte must not poison a batch).
 */
@@ -42,6 +43,9 @@ int rst_fbc_build (char *out, size_t outlen, int64_t creation_ms, const char *fb
 //  1 if an _fbp cookie value looks like fb.<digit>.<digits>.<digits>[.<appendix>]
 //  (passed on unchanged), else 0.
 int rst_fbp_is_valid (const char *s, size_t len);
+
+//  The value of hex digit C (0-15; 'a'-'f' and 'A'-'F' alike), or -1.
+int rst_hex_digit (char c);
 
 //  Percent-decodes IN (LEN bytes; '+' is a space) into OUT. Returns the
 //  decoded length, or -1 on a bad %-escape or if OUT is too small.

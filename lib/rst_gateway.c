@@ -8,7 +8,10 @@
 
         rst_gw_http         one libcurl call (connect + whole-call timeouts,
                             reply capped at RST_GW_REPLY_MAX, JSON parsed)
-                            and the error classification of the module
+                            and the error classification of the module;
+                            the libcurl plumbing itself is rst_http's
+        charges             the create/read sequence: call, unwrap, read
+                            the charge object by the adapter's field table
         amounts             centavos <-> reais in integer arithmetic
         ids, times, JSON    small validators and parsers
         webhooks            header and query/form lookup
@@ -19,14 +22,17 @@
 */
 #include "rst_gateway_impl.h"
 
+#include "rst_click.h"
+#include "rst_http.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <math.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 //  The registry, indexed by rst_gw_kind_t.
@@ -181,15 +187,6 @@ rst_gateway_webhook_secret (rst_gw_kind_t kind, const char *credentials_json)
 // ---------------------------------------------------------------------------
 //  The gateway object
 
-static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode s_curl_status = CURLE_FAILED_INIT;   //  written once, then read-only
-
-static void
-s_curl_init_once (void)
-{
-    s_curl_status = curl_global_init (CURL_GLOBAL_DEFAULT);
-}
-
 rst_gateway_t *
 rst_gateway_new (rst_gw_kind_t kind, const char *credentials_json, const char *base_url,
                  char *err, size_t errlen)
@@ -199,20 +196,10 @@ rst_gateway_new (rst_gw_kind_t kind, const char *credentials_json, const char *b
         snprintf (err, errlen, "unknown gateway kind %d", (int) kind);
         return NULL;
     }
-    pthread_once (&s_curl_once, s_curl_init_once);
-    if (s_curl_status != CURLE_OK) {
-        snprintf (err, errlen, "libcurl: %s", curl_easy_strerror (s_curl_status));
-        return NULL;
-    }
     if (!base_url || !*base_url)
         base_url = getenv (ops->url_env);
     if (!base_url || !*base_url)
         base_url = ops->default_url;
-    if (strncmp (base_url, "http://", 7) && strncmp (base_url, "https://", 8)) {
-        snprintf (err, errlen, "%s API URL must start with http:// or https:// (check %s)",
-                  ops->title, ops->url_env);
-        return NULL;
-    }
     rst_gateway_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
@@ -221,22 +208,12 @@ rst_gateway_new (rst_gw_kind_t kind, const char *credentials_json, const char *b
     self->kind = kind;
     self->ops = ops;
     self->timeout_ms = RST_GW_TIMEOUT_MS;
+    if (rst_http_client_init (ops->title, base_url, ops->url_env, &self->base_url, &self->curl,
+                              err, errlen))
+        goto fail;
     self->credentials = s_credentials_parse (ops, credentials_json, err, errlen);
     if (!self->credentials)
         goto fail;
-    self->base_url = strdup (base_url);
-    if (!self->base_url) {
-        snprintf (err, errlen, "out of memory");
-        goto fail;
-    }
-    size_t n = strlen (self->base_url);
-    while (n > 0 && self->base_url[n - 1] == '/')
-        self->base_url[--n] = 0;
-    self->curl = curl_easy_init ();
-    if (!self->curl) {
-        snprintf (err, errlen, "libcurl: cannot create a handle");
-        goto fail;
-    }
     return self;
 
 fail:
@@ -319,8 +296,7 @@ rst_gateway_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_ch
                   self->ops->title, RST_GW_IDEMPOTENCY_MAX);
         return RST_GW_PERMANENT;
     }
-    if (req->webhook_url && *req->webhook_url && strncmp (req->webhook_url, "http://", 7)
-        && strncmp (req->webhook_url, "https://", 8)) {
+    if (req->webhook_url && *req->webhook_url && !rst_http_url_is_http (req->webhook_url)) {
         snprintf (err, errlen, "%s: the webhook URL must start with http:// or https://",
                   self->ops->title);
         return RST_GW_PERMANENT;
@@ -347,7 +323,8 @@ rst_gateway_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *char
         snprintf (err, errlen, "%s: invalid charge id", self->ops->title);
         return RST_GW_PERMANENT;
     }
-    rst_gw_result_t rc = self->ops->read (self, charge_id, charge, err, errlen);
+    rst_gw_result_t rc = self->ops->read ? self->ops->read (self, charge_id, charge, err, errlen)
+                                         : rst_gw_charge_read (self, charge_id, charge, err, errlen);
     if (rc != RST_GW_OK)
         rst_charge_clear (charge);
     return rc;
@@ -355,38 +332,6 @@ rst_gateway_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *char
 
 // ---------------------------------------------------------------------------
 //  HTTP
-
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-    int too_big;
-} s_buf_t;
-
-static size_t
-s_on_data (char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    s_buf_t *buf = userdata;
-    size_t n = size * nmemb;
-    if (buf->len + n > RST_GW_REPLY_MAX) {
-        buf->too_big = 1;
-        return 0;
-    }
-    if (buf->len + n + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 4096;
-        while (cap < buf->len + n + 1)
-            cap *= 2;
-        char *data = realloc (buf->data, cap);
-        if (!data)
-            return 0;
-        buf->data = data;
-        buf->cap = cap;
-    }
-    memcpy (buf->data + buf->len, ptr, n);
-    buf->len += n;
-    buf->data[buf->len] = 0;
-    return n;
-}
 
 void
 rst_gw_reply_clear (rst_gw_reply_t *reply)
@@ -439,7 +384,8 @@ rst_gw_http (rst_gateway_t *self, const char *method, const char *path, const ch
     rst_gw_result_t rc = RST_GW_PERMANENT;
     char *url = NULL, *payload = NULL, *auth = NULL, *idem = NULL;
     struct curl_slist *headers = NULL;
-    s_buf_t buf = {0};
+    rst_http_buf_t buf;
+    rst_http_buf_init (&buf, RST_GW_REPLY_MAX);
     const char *title = self->ops->title;
 
     size_t url_len = strlen (self->base_url) + strlen (path) + 1;
@@ -451,20 +397,13 @@ rst_gw_http (rst_gateway_t *self, const char *method, const char *path, const ch
     snprintf (url, url_len, "%s%s", self->base_url, path);
 
     CURL *curl = self->curl;
-    curl_easy_reset (curl);
-    self->curl_error[0] = 0;
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, self->curl_error);
     long connect_ms = RST_GW_CONNECT_TIMEOUT_MS;
     if (connect_ms > self->timeout_ms)
         connect_ms = self->timeout_ms;
-    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, self->timeout_ms);
-    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt (curl, CURLOPT_USERAGENT, "rastro");
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_on_data);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &buf);
+    if (rst_http_easy_setup (curl, url, self->curl_error, connect_ms, self->timeout_ms, &buf)) {
+        snprintf (err, errlen, "out of memory");
+        goto done;
+    }
 
     struct curl_slist *more;
 #define S_HEADER(text)                                                                         \
@@ -517,19 +456,12 @@ rst_gw_http (rst_gateway_t *self, const char *method, const char *path, const ch
 #undef S_HEADER
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
 
-    CURLcode cc = curl_easy_perform (curl);
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &reply->http_status);
+    char failure[CURL_ERROR_SIZE + 32];
+    CURLcode cc = rst_http_perform (curl, &buf, self->curl_error, &reply->http_status, failure,
+                                    sizeof failure);
     if (cc != CURLE_OK) {
-        if (buf.too_big) {
-            snprintf (err, errlen, "%s %s %s: reply larger than %d bytes", title, method, path,
-                      RST_GW_REPLY_MAX);
-            rc = RST_GW_PERMANENT;
-        }
-        else {
-            snprintf (err, errlen, "%s %s %s: libcurl: %s", title, method, path,
-                      self->curl_error[0] ? self->curl_error : curl_easy_strerror (cc));
-            rc = s_curl_is_permanent (cc) ? RST_GW_PERMANENT : RST_GW_TRANSIENT;
-        }
+        snprintf (err, errlen, "%s %s %s: %s", title, method, path, failure);
+        rc = buf.too_big || s_curl_is_permanent (cc) ? RST_GW_PERMANENT : RST_GW_TRANSIENT;
         goto done;
     }
     long st = reply->http_status;
@@ -575,26 +507,18 @@ done:
         sodium_memzero (payload, strlen (payload));   //  SyncPay's token request holds a secret
         free (payload);
     }
-    free (buf.data);
+    rst_http_buf_destroy (&buf);
     free (url);
     return rc;
 }
 
-//  Masks every occurrence of SECRET (≥ 4 bytes) in BUF.
+//  Masks every occurrence of SECRET in BUF with "***". A secret shorter
+//  than 4 bytes is left alone: the mask must be shorter than what it hides.
 static void
-s_mask (char *buf, const char *secret)
+s_mask (char *buf, size_t buflen, const char *secret)
 {
-    if (!secret)
-        return;
-    size_t slen = strlen (secret);
-    if (slen < 4)
-        return;
-    char *hit;
-    while ((hit = strstr (buf, secret))) {
-        size_t rest = strlen (hit + slen);
-        memcpy (hit, "***", 3);
-        memmove (hit + 3, hit + slen, rest + 1);
-    }
+    if (secret && strlen (secret) >= 4)
+        rst_http_mask (buf, buflen, secret, "***");
 }
 
 void
@@ -606,9 +530,160 @@ rst_gw_scrub (const rst_gateway_t *self, char *buf, size_t buflen)
     const cJSON *c;
     cJSON_ArrayForEach (c, self->credentials) {
         if (cJSON_IsString (c))
-            s_mask (buf, c->valuestring);
+            s_mask (buf, buflen, c->valuestring);
     }
-    s_mask (buf, self->token);
+    s_mask (buf, buflen, self->token);
+}
+
+// ---------------------------------------------------------------------------
+//  Charges: the create/read sequence and the charge object
+
+//  The member at PATH ("a.b.c": down nested objects) of OBJ, or NULL.
+static const cJSON *
+s_path (const cJSON *obj, const char *path)
+{
+    char name[64];
+    for (;;) {
+        const char *dot = strchr (path, '.');
+        size_t len = dot ? (size_t) (dot - path) : strlen (path);
+        if (!cJSON_IsObject (obj) || len >= sizeof name)
+            return NULL;
+        memcpy (name, path, len);
+        name[len] = 0;
+        obj = cJSON_GetObjectItemCaseSensitive (obj, name);
+        if (!dot)
+            return obj;
+        path = dot + 1;
+    }
+}
+
+//  The first of PATHS (NULL-terminated) present in OBJ, or NULL.
+static const cJSON *
+s_first (const cJSON *obj, const char *const *paths)
+{
+    const cJSON *item = NULL;
+    for (; paths && *paths && !item; paths++)
+        item = s_path (obj, *paths);
+    return item;
+}
+
+//  The string at PATH in OBJ (borrowed), or NULL.
+static const char *
+s_path_str (const cJSON *obj, const char *path)
+{
+    const cJSON *item = s_path (obj, path);
+    return cJSON_IsString (item) ? item->valuestring : NULL;
+}
+
+rst_charge_status_t
+rst_gw_status_of (const rst_gw_status_t *table, const char *word)
+{
+    for (; word && table->word; table++)
+        if (!strcasecmp (word, table->word))
+            return table->status;
+    return RST_CHARGE_UNKNOWN;
+}
+
+rst_gw_result_t
+rst_gw_charge_code (rst_charge_t *charge, const char *code, char *err, size_t errlen)
+{
+    charge->pix_code = strdup (code);
+    if (!charge->pix_code) {
+        snprintf (err, errlen, "out of memory");
+        return RST_GW_TRANSIENT;
+    }
+    return RST_GW_OK;
+}
+
+rst_gw_result_t
+rst_gw_charge_parse (const rst_gateway_t *self, const cJSON *obj, const char *asked_id,
+                     int require_code, rst_charge_t *charge, char *err, size_t errlen)
+{
+    const char *title = self->ops->title;
+    const rst_gw_fields_t *f = self->ops->fields;
+    const cJSON *id = s_first (obj, f->id);
+    if (asked_id && f->id_optional)
+        snprintf (charge->id, sizeof charge->id, "%s", asked_id);
+    else if (rst_gw_json_id (id, charge->id)) {
+        snprintf (err, errlen, "%s: malformed reply (no %s id)", title, f->noun);
+        return RST_GW_PERMANENT;
+    }
+    const char *status = rst_gw_json_str (obj, "status");
+    if (!status) {
+        snprintf (err, errlen, "%s: malformed reply (%s %s has no status)", title, f->noun,
+                  charge->id);
+        return RST_GW_PERMANENT;
+    }
+    char got[RST_GW_CHARGE_ID_MAX];
+    if (asked_id && id && (rst_gw_json_id (id, got) || strcmp (got, asked_id))) {
+        snprintf (err, errlen, "%s: asked for %s %s, got another", title, f->noun, asked_id);
+        return RST_GW_PERMANENT;
+    }
+    charge->status = rst_gw_status_of (f->statuses, status);
+    rst_gw_status_text (charge, status);
+
+    charge->amount_cents = -1;
+    const cJSON *amount = s_first (obj, f->amount);
+    if (amount
+        && (f->amount_in_cents ? rst_gw_json_cents (amount, &charge->amount_cents)
+                               : rst_gw_json_reais (amount, &charge->amount_cents))) {
+        snprintf (err, errlen, "%s: malformed reply (%s %s %s)", title, f->noun, charge->id,
+                  amount->string ? amount->string : "amount");
+        return RST_GW_PERMANENT;
+    }
+
+    const char *code = NULL;
+    for (const char *const *p = f->code; p && *p && !(code && *code); p++)
+        code = s_path_str (obj, *p);
+    if (code && *code) {
+        rst_gw_result_t rc = rst_gw_charge_code (charge, code, err, errlen);
+        if (rc != RST_GW_OK)
+            return rc;
+    }
+    else if (require_code) {
+        snprintf (err, errlen, "%s: malformed reply (%s %s has no qr_code)", title, f->noun,
+                  charge->id);
+        return RST_GW_PERMANENT;
+    }
+
+    const char *exp = f->expiry ? s_path_str (obj, f->expiry) : NULL;
+    if (exp && rst_gw_time_parse (exp, &charge->expires_at))
+        charge->expires_at = 0;
+    return RST_GW_OK;
+}
+
+rst_gw_result_t
+rst_gw_charge_call (rst_gateway_t *self, const char *method, const char *path,
+                    const char *idempotency_key, const cJSON *body, const char *asked_id,
+                    rst_charge_t *charge, char *err, size_t errlen)
+{
+    const rst_gw_ops_t *ops = self->ops;
+    rst_gw_reply_t reply;
+    rst_gw_result_t rc
+        = ops->call ? ops->call (self, method, path, idempotency_key, body, &reply, err, errlen)
+                    : rst_gw_http (self, method, path, rst_gw_cred (self, ops->bearer),
+                                   idempotency_key, body, &reply, err, errlen);
+    if (rc == RST_GW_OK) {
+        const cJSON *obj = ops->unwrap ? ops->unwrap (reply.json, asked_id != NULL) : reply.json;
+        if (obj)
+            rc = rst_gw_charge_parse (self, obj, asked_id, !asked_id, charge, err, errlen);
+        else {
+            snprintf (err, errlen, "%s: %s %s not found", ops->title, ops->fields->noun,
+                      asked_id ? asked_id : "");
+            rc = RST_GW_NOT_FOUND;
+        }
+    }
+    rst_gw_reply_clear (&reply);
+    return rc;
+}
+
+rst_gw_result_t
+rst_gw_charge_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *charge, char *err,
+                    size_t errlen)
+{
+    char path[64 + RST_GW_CHARGE_ID_MAX];
+    snprintf (path, sizeof path, "%s%s", self->ops->read_path, charge_id);
+    return rst_gw_charge_call (self, "GET", path, NULL, NULL, charge_id, charge, err, errlen);
 }
 
 // ---------------------------------------------------------------------------
@@ -675,6 +750,21 @@ rst_gw_cents_to_reais (int64_t cents, char *buf, size_t buflen)
     int n = snprintf (buf, buflen, "%lld.%02lld", (long long) (cents / 100),
                       (long long) (cents % 100));
     return n > 0 && (size_t) n < buflen ? 0 : -1;
+}
+
+cJSON *
+rst_gw_add_reais (cJSON *obj, const char *name, int64_t cents)
+{
+    char amount[32];
+    if (rst_gw_cents_to_reais (cents, amount, sizeof amount))
+        return NULL;
+    return cJSON_AddRawToObject (obj, name, amount);
+}
+
+const char *
+rst_gw_description (const rst_charge_request_t *req)
+{
+    return req->description && *req->description ? req->description : "PIX";
 }
 
 int
@@ -886,45 +976,17 @@ rst_gw_header (const rst_gw_webhook_t *wh, const char *name, size_t *len)
     return NULL;
 }
 
-static int
-s_hex (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-//  Percent-decodes S[0..LEN) ('+' = space) into OUT. Returns the decoded
-//  length, or -1 if it does not fit OUTLEN (with the NUL) or is bad.
+//  Percent-decodes S[0..LEN) ('+' = space, rst_url_decode) into OUT as a
+//  string. Returns the decoded length, or -1 if it does not fit OUTLEN (with
+//  the NUL, OUTLEN ≥ 1), is badly encoded or holds a NUL.
 static long
 s_decode (const char *s, size_t len, char *out, size_t outlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+')
-            c = ' ';
-        else if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = s_hex (s[i + 1]), lo = s_hex (s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char) (hi * 16 + lo);
-            i += 2;
-        }
-        if (c == 0)
-            return -1;              //  an embedded NUL is never legitimate here
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = 0;
-    return (long) o;
+    int n = rst_url_decode (s, len, out, outlen - 1);
+    if (n < 0 || memchr (out, 0, (size_t) n))
+        return -1;                  //  an embedded NUL is never legitimate here
+    out[n] = 0;
+    return n;
 }
 
 int
@@ -954,6 +1016,24 @@ rst_gw_form_get (const char *query, size_t query_len, const char *key, char *out
         return s_decode (query + eq + 1, end - eq - 1, out, outlen) < 0 ? -1 : 1;
     }
     return 0;
+}
+
+cJSON *
+rst_gw_webhook_json (const rst_gw_webhook_t *wh, char *err, size_t errlen)
+{
+    const rst_gw_ops_t *ops = s_ops (wh->kind);
+    const char *title = ops ? ops->title : "gateway";
+    if (!wh->body_len) {
+        snprintf (err, errlen, "%s webhook: empty body", title);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength (wh->body, wh->body_len);
+    if (!cJSON_IsObject (root)) {
+        snprintf (err, errlen, "%s webhook: body is not a JSON object", title);
+        cJSON_Delete (root);
+        return NULL;
+    }
+    return root;
 }
 
 rst_gw_webhook_kind_t

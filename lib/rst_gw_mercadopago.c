@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define RST_GW_MP_DEFAULT_EMAIL "pix@rastro.app"
@@ -44,10 +43,7 @@
 #define RST_GW_MP_SIGNATURE_MAX 512             //  longest x-signature header we read
 #define RST_GW_MP_REQUEST_ID_MAX 256
 
-static const struct {
-    const char *word;
-    rst_charge_status_t status;
-} s_statuses[] = {
+static const rst_gw_status_t s_statuses[] = {
     {"pending", RST_CHARGE_PENDING},
     {"in_process", RST_CHARGE_PENDING},
     {"authorized", RST_CHARGE_PENDING},
@@ -58,16 +54,19 @@ static const struct {
     {"refunded", RST_CHARGE_REFUNDED},
     {"charged_back", RST_CHARGE_REFUNDED},
     {"in_mediation", RST_CHARGE_REFUNDED},
+    {NULL, RST_CHARGE_UNKNOWN},
 };
 
-static rst_charge_status_t
-s_status (const char *word)
-{
-    for (size_t i = 0; word && i < sizeof s_statuses / sizeof s_statuses[0]; i++)
-        if (!strcasecmp (word, s_statuses[i].word))
-            return s_statuses[i].status;
-    return RST_CHARGE_UNKNOWN;
-}
+//  A payment object, as a create and a read answer it.
+static const rst_gw_fields_t s_fields = {
+    .noun = "payment",
+    .id = (const char *const[]) {"id", NULL},
+    .amount = (const char *const[]) {"transaction_amount", NULL},
+    .amount_in_cents = 0,
+    .code = (const char *const[]) {"point_of_interaction.transaction_data.qr_code", NULL},
+    .expiry = "date_of_expiration",
+    .statuses = s_statuses,
+};
 
 //  1 if S[0..LEN) is 1..19 decimal digits (an MP payment id).
 static int
@@ -95,71 +94,16 @@ s_check (const cJSON *root, char *err, size_t errlen)
     return 0;
 }
 
-//  Fills CHARGE from a payment object. REQUIRE_CODE: the copy-and-paste code
-//  must be there (a fresh charge). Returns OK or PERMANENT (malformed).
-static rst_gw_result_t
-s_payment (rst_gateway_t *self, const cJSON *pay, int require_code, rst_charge_t *charge,
-           char *err, size_t errlen)
-{
-    if (!cJSON_IsObject (pay)
-        || rst_gw_json_id (cJSON_GetObjectItemCaseSensitive (pay, "id"), charge->id)) {
-        snprintf (err, errlen, "Mercado Pago: malformed reply (no payment id)");
-        return RST_GW_PERMANENT;
-    }
-    const char *status = rst_gw_json_str (pay, "status");
-    if (!status) {
-        snprintf (err, errlen, "Mercado Pago: malformed reply (payment %s has no status)",
-                  charge->id);
-        return RST_GW_PERMANENT;
-    }
-    charge->status = s_status (status);
-    rst_gw_status_text (charge, status);
-    charge->amount_cents = -1;
-    const cJSON *amount = cJSON_GetObjectItemCaseSensitive (pay, "transaction_amount");
-    if (amount && rst_gw_json_reais (amount, &charge->amount_cents)) {
-        snprintf (err, errlen, "Mercado Pago: malformed reply (payment %s amount)", charge->id);
-        return RST_GW_PERMANENT;
-    }
-    const cJSON *poi = cJSON_GetObjectItemCaseSensitive (pay, "point_of_interaction");
-    const cJSON *td = cJSON_GetObjectItemCaseSensitive (poi, "transaction_data");
-    const char *code = rst_gw_json_str (td, "qr_code");
-    if (code && *code) {
-        charge->pix_code = strdup (code);
-        if (!charge->pix_code) {
-            snprintf (err, errlen, "out of memory");
-            return RST_GW_TRANSIENT;
-        }
-    }
-    else if (require_code) {
-        snprintf (err, errlen, "Mercado Pago: malformed reply (payment %s has no qr_code)",
-                  charge->id);
-        return RST_GW_PERMANENT;
-    }
-    const char *exp = rst_gw_json_str (pay, "date_of_expiration");
-    if (exp && rst_gw_time_parse (exp, &charge->expires_at))
-        charge->expires_at = 0;
-    (void) self;
-    return RST_GW_OK;
-}
-
 static rst_gw_result_t
 s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *charge, char *err,
           size_t errlen)
 {
-    char amount[32];
-    if (rst_gw_cents_to_reais (req->amount_cents, amount, sizeof amount)) {
-        snprintf (err, errlen, "Mercado Pago: amount out of range");
-        return RST_GW_PERMANENT;
-    }
     cJSON *body = cJSON_CreateObject ();
     cJSON *payer = cJSON_AddObjectToObject (body, "payer");
     const char *email = rst_gw_cred (self, "payer_email");
-    int ok = payer && cJSON_AddItemToObject (body, "transaction_amount", cJSON_CreateRaw (amount))
+    int ok = payer && rst_gw_add_reais (body, "transaction_amount", req->amount_cents)
              && cJSON_AddStringToObject (body, "payment_method_id", "pix")
-             && cJSON_AddStringToObject (body, "description",
-                                         req->description && *req->description
-                                             ? req->description
-                                             : "PIX")
+             && cJSON_AddStringToObject (body, "description", rst_gw_description (req))
              && cJSON_AddStringToObject (payer, "email", email ? email : RST_GW_MP_DEFAULT_EMAIL);
     if (ok && req->reference && *req->reference)
         ok = cJSON_AddStringToObject (body, "external_reference", req->reference) != NULL;
@@ -178,14 +122,9 @@ s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *ch
         snprintf (err, errlen, "out of memory");
         return RST_GW_TRANSIENT;
     }
-    rst_gw_reply_t reply;
-    rst_gw_result_t rc = rst_gw_http (self, "POST", "/v1/payments",
-                                      rst_gw_cred (self, "access_token"), req->idempotency_key,
-                                      body, &reply, err, errlen);
+    rst_gw_result_t rc = rst_gw_charge_call (self, "POST", "/v1/payments", req->idempotency_key,
+                                             body, NULL, charge, err, errlen);
     cJSON_Delete (body);
-    if (rc == RST_GW_OK)
-        rc = s_payment (self, reply.json, 1, charge, err, errlen);
-    rst_gw_reply_clear (&reply);
     return rc;
 }
 
@@ -197,20 +136,7 @@ s_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *charge, char *
         snprintf (err, errlen, "Mercado Pago: a payment id is a number");
         return RST_GW_PERMANENT;
     }
-    char path[64 + RST_GW_CHARGE_ID_MAX];
-    snprintf (path, sizeof path, "/v1/payments/%s", charge_id);
-    rst_gw_reply_t reply;
-    rst_gw_result_t rc = rst_gw_http (self, "GET", path, rst_gw_cred (self, "access_token"),
-                                      NULL, NULL, &reply, err, errlen);
-    if (rc == RST_GW_OK) {
-        rc = s_payment (self, reply.json, 0, charge, err, errlen);
-        if (rc == RST_GW_OK && strcmp (charge->id, charge_id)) {
-            snprintf (err, errlen, "Mercado Pago: asked for payment %s, got another", charge_id);
-            rc = RST_GW_PERMANENT;
-        }
-    }
-    rst_gw_reply_clear (&reply);
-    return rc;
+    return rst_gw_charge_read (self, charge_id, charge, err, errlen);
 }
 
 // ---------------------------------------------------------------------------
@@ -246,12 +172,9 @@ s_webhook_parse (const rst_gw_webhook_t *wh, rst_gw_notice_t *notice, char *err,
     char bid[RST_GW_CHARGE_ID_MAX] = "";
     int has_bid = 0;
     if (wh->body_len) {
-        root = cJSON_ParseWithLength (wh->body, wh->body_len);
-        if (!cJSON_IsObject (root)) {
-            snprintf (err, errlen, "Mercado Pago webhook: body is not a JSON object");
-            cJSON_Delete (root);
+        root = rst_gw_webhook_json (wh, err, errlen);
+        if (!root)
             return RST_GW_WEBHOOK_BAD;
-        }
         btype = rst_gw_json_str (root, "type");
         if (!btype)
             btype = rst_gw_json_str (root, "topic");
@@ -454,6 +377,9 @@ const rst_gw_ops_t rst_gw_mercadopago_ops = {
     .default_url = "https://api.mercadopago.com",
     .required = s_required,
     .secret_field = "webhook_secret",
+    .bearer = "access_token",
+    .read_path = "/v1/payments/",
+    .fields = &s_fields,
     .check = s_check,
     .create = s_create,
     .read = s_read,

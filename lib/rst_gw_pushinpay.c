@@ -25,71 +25,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-static const struct {
-    const char *word;
-    rst_charge_status_t status;
-} s_statuses[] = {
+static const rst_gw_status_t s_statuses[] = {
     {"created", RST_CHARGE_PENDING},
     {"paid", RST_CHARGE_PAID},
     {"canceled", RST_CHARGE_EXPIRED},
     {"cancelled", RST_CHARGE_EXPIRED},
     {"expired", RST_CHARGE_EXPIRED},
+    {NULL, RST_CHARGE_UNKNOWN},
 };
 
-static rst_charge_status_t
-s_status (const char *word)
-{
-    for (size_t i = 0; word && i < sizeof s_statuses / sizeof s_statuses[0]; i++)
-        if (!strcasecmp (word, s_statuses[i].word))
-            return s_statuses[i].status;
-    return RST_CHARGE_UNKNOWN;
-}
+//  A transaction object, as a create and a read answer it.
+static const rst_gw_fields_t s_fields = {
+    .noun = "transaction",
+    .id = (const char *const[]) {"id", NULL},
+    .amount = (const char *const[]) {"value", NULL},
+    .amount_in_cents = 1,
+    .code = (const char *const[]) {"qr_code", "pix_details.emv", NULL},
+    .expiry = "pix_details.expiration_date",
+    .statuses = s_statuses,
+};
 
-//  Fills CHARGE from a transaction object; REQUIRE_CODE for a fresh charge.
-static rst_gw_result_t
-s_transaction (const cJSON *tx, int require_code, rst_charge_t *charge, char *err, size_t errlen)
+//  A read's transaction: `[]` is PushinPay's "no such transaction" (NULL).
+static const cJSON *
+s_unwrap (const cJSON *json, int read)
 {
-    if (!cJSON_IsObject (tx)
-        || rst_gw_json_id (cJSON_GetObjectItemCaseSensitive (tx, "id"), charge->id)) {
-        snprintf (err, errlen, "PushinPay: malformed reply (no transaction id)");
-        return RST_GW_PERMANENT;
-    }
-    const char *status = rst_gw_json_str (tx, "status");
-    if (!status) {
-        snprintf (err, errlen, "PushinPay: malformed reply (transaction %s has no status)",
-                  charge->id);
-        return RST_GW_PERMANENT;
-    }
-    charge->status = s_status (status);
-    rst_gw_status_text (charge, status);
-    charge->amount_cents = -1;
-    const cJSON *value = cJSON_GetObjectItemCaseSensitive (tx, "value");
-    if (value && rst_gw_json_cents (value, &charge->amount_cents)) {
-        snprintf (err, errlen, "PushinPay: malformed reply (transaction %s value)", charge->id);
-        return RST_GW_PERMANENT;
-    }
-    const cJSON *details = cJSON_GetObjectItemCaseSensitive (tx, "pix_details");
-    const char *code = rst_gw_json_str (tx, "qr_code");
-    if (!code || !*code)
-        code = rst_gw_json_str (details, "emv");
-    if (code && *code) {
-        charge->pix_code = strdup (code);
-        if (!charge->pix_code) {
-            snprintf (err, errlen, "out of memory");
-            return RST_GW_TRANSIENT;
-        }
-    }
-    else if (require_code) {
-        snprintf (err, errlen, "PushinPay: malformed reply (transaction %s has no qr_code)",
-                  charge->id);
-        return RST_GW_PERMANENT;
-    }
-    const char *exp = rst_gw_json_str (details, "expiration_date");
-    if (exp && rst_gw_time_parse (exp, &charge->expires_at))
-        charge->expires_at = 0;
-    return RST_GW_OK;
+    return read && cJSON_IsArray (json) ? cJSON_GetArrayItem (json, 0) : json;
 }
 
 static rst_gw_result_t
@@ -105,42 +66,9 @@ s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *ch
         snprintf (err, errlen, "out of memory");
         return RST_GW_TRANSIENT;
     }
-    rst_gw_reply_t reply;
-    rst_gw_result_t rc = rst_gw_http (self, "POST", "/api/pix/cashIn", rst_gw_cred (self, "token"),
-                                      NULL, body, &reply, err, errlen);
+    rst_gw_result_t rc = rst_gw_charge_call (self, "POST", "/api/pix/cashIn", NULL, body, NULL,
+                                             charge, err, errlen);
     cJSON_Delete (body);
-    if (rc == RST_GW_OK)
-        rc = s_transaction (reply.json, 1, charge, err, errlen);
-    rst_gw_reply_clear (&reply);
-    return rc;
-}
-
-static rst_gw_result_t
-s_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *charge, char *err,
-        size_t errlen)
-{
-    char path[64 + RST_GW_CHARGE_ID_MAX];
-    snprintf (path, sizeof path, "/api/transactions/%s", charge_id);
-    rst_gw_reply_t reply;
-    rst_gw_result_t rc = rst_gw_http (self, "GET", path, rst_gw_cred (self, "token"), NULL, NULL,
-                                      &reply, err, errlen);
-    if (rc == RST_GW_OK) {
-        const cJSON *tx = reply.json;
-        if (cJSON_IsArray (tx)) {   //  `[]` is PushinPay's "no such transaction"
-            tx = cJSON_GetArrayItem (tx, 0);
-            if (!tx) {
-                snprintf (err, errlen, "PushinPay: transaction %s not found", charge_id);
-                rc = RST_GW_NOT_FOUND;
-            }
-        }
-        if (rc == RST_GW_OK)
-            rc = s_transaction (tx, 0, charge, err, errlen);
-        if (rc == RST_GW_OK && strcmp (charge->id, charge_id)) {
-            snprintf (err, errlen, "PushinPay: asked for transaction %s, got another", charge_id);
-            rc = RST_GW_PERMANENT;
-        }
-    }
-    rst_gw_reply_clear (&reply);
     return rc;
 }
 
@@ -175,17 +103,10 @@ s_body_is_json (const rst_gw_webhook_t *wh)
 static rst_gw_webhook_kind_t
 s_webhook_parse (const rst_gw_webhook_t *wh, rst_gw_notice_t *notice, char *err, size_t errlen)
 {
-    if (!wh->body_len) {
-        snprintf (err, errlen, "PushinPay webhook: empty body");
-        return RST_GW_WEBHOOK_BAD;
-    }
-    if (s_body_is_json (wh)) {
-        cJSON *root = cJSON_ParseWithLength (wh->body, wh->body_len);
-        if (!cJSON_IsObject (root)) {
-            snprintf (err, errlen, "PushinPay webhook: body is not a JSON object");
-            cJSON_Delete (root);
+    if (!wh->body_len || s_body_is_json (wh)) {
+        cJSON *root = rst_gw_webhook_json (wh, err, errlen);    //  also refuses an empty body
+        if (!root)
             return RST_GW_WEBHOOK_BAD;
-        }
         if (rst_gw_json_id (cJSON_GetObjectItemCaseSensitive (root, "id"), notice->charge_id)) {
             snprintf (err, errlen, "PushinPay webhook: no valid \"id\"");
             cJSON_Delete (root);
@@ -246,8 +167,11 @@ const rst_gw_ops_t rst_gw_pushinpay_ops = {
     .default_url = "https://api.pushinpay.com.br",
     .required = s_required,
     .secret_field = "webhook_token",
+    .bearer = "token",
+    .read_path = "/api/transactions/",
+    .fields = &s_fields,
+    .unwrap = s_unwrap,
     .create = s_create,
-    .read = s_read,
     .webhook_parse = s_webhook_parse,
     .webhook_auth = s_webhook_auth,
 };

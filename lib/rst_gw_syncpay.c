@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define RST_GW_SYNCPAY_TOKEN_MARGIN_S 60        //  refresh this long before expiry
@@ -44,10 +43,7 @@
 #define RST_GW_SYNCPAY_PLACEHOLDER_EMAIL "pix@rastro.app"
 #define RST_GW_SYNCPAY_PLACEHOLDER_PHONE "11999999999"
 
-static const struct {
-    const char *word;
-    rst_charge_status_t status;
-} s_statuses[] = {
+static const rst_gw_status_t s_statuses[] = {
     {"pending", RST_CHARGE_PENDING},
     {"completed", RST_CHARGE_PAID},
     {"failed", RST_CHARGE_FAILED},
@@ -56,16 +52,20 @@ static const struct {
     {"expired", RST_CHARGE_EXPIRED},
     {"canceled", RST_CHARGE_EXPIRED},
     {"cancelled", RST_CHARGE_EXPIRED},
+    {NULL, RST_CHARGE_UNKNOWN},
 };
 
-static rst_charge_status_t
-s_status (const char *word)
-{
-    for (size_t i = 0; word && i < sizeof s_statuses / sizeof s_statuses[0]; i++)
-        if (!strcasecmp (word, s_statuses[i].word))
-            return s_statuses[i].status;
-    return RST_CHARGE_UNKNOWN;
-}
+//  A transaction as a read answers it; it may leave its identifier out.
+static const rst_gw_fields_t s_fields = {
+    .noun = "transaction",
+    .id = (const char *const[]) {"identifier", "id", NULL},
+    .id_optional = 1,
+    .amount = (const char *const[]) {"amount", "final_amount", NULL},
+    .amount_in_cents = 0,
+    .code = (const char *const[]) {"pix_code", NULL},
+    .expiry = NULL,
+    .statuses = s_statuses,
+};
 
 //  The optional "client" credential: an object of short strings; cpf is 11 digits.
 static int
@@ -173,15 +173,16 @@ done:
 
 //  One authenticated call; on 401 the token is renewed and the call retried once.
 static rst_gw_result_t
-s_call (rst_gateway_t *self, const char *method, const char *path, const cJSON *body,
-        rst_gw_reply_t *reply, char *err, size_t errlen)
+s_call (rst_gateway_t *self, const char *method, const char *path, const char *idempotency_key,
+        const cJSON *body, rst_gw_reply_t *reply, char *err, size_t errlen)
 {
     memset (reply, 0, sizeof *reply);
     for (int attempt = 0; attempt < 2; attempt++) {
         rst_gw_result_t rc = s_token (self, err, errlen);
         if (rc != RST_GW_OK)
             return rc;
-        rc = rst_gw_http (self, method, path, self->token, NULL, body, reply, err, errlen);
+        rc = rst_gw_http (self, method, path, self->token, idempotency_key, body, reply, err,
+                          errlen);
         if (reply->http_status != 401 || attempt == 1)
             return rc;
         rst_gw_reply_clear (reply);
@@ -192,8 +193,9 @@ s_call (rst_gateway_t *self, const char *method, const char *path, const cJSON *
 
 //  The transaction object of a reply: the reply itself or its "data".
 static const cJSON *
-s_unwrap (const cJSON *json)
+s_unwrap (const cJSON *json, int read)
 {
+    (void) read;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive (json, "data");
     return cJSON_IsObject (data) ? data : json;
 }
@@ -202,11 +204,6 @@ static rst_gw_result_t
 s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *charge, char *err,
           size_t errlen)
 {
-    char amount[32];
-    if (rst_gw_cents_to_reais (req->amount_cents, amount, sizeof amount)) {
-        snprintf (err, errlen, "SyncPay: amount out of range");
-        return RST_GW_PERMANENT;
-    }
     cJSON *body = cJSON_CreateObject ();
     const cJSON *given = cJSON_GetObjectItemCaseSensitive (self->credentials, "client");
     cJSON *client = NULL;
@@ -223,11 +220,8 @@ s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *ch
             client = NULL;
         }
     }
-    int ok = body && client && cJSON_AddItemToObject (body, "amount", cJSON_CreateRaw (amount))
-             && cJSON_AddStringToObject (body, "description",
-                                         req->description && *req->description
-                                             ? req->description
-                                             : "PIX");
+    int ok = body && client && rst_gw_add_reais (body, "amount", req->amount_cents)
+             && cJSON_AddStringToObject (body, "description", rst_gw_description (req));
     if (ok && req->webhook_url && *req->webhook_url)
         ok = cJSON_AddStringToObject (body, "webhook_url", req->webhook_url) != NULL;
     if (ok) {
@@ -242,12 +236,13 @@ s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *ch
         return RST_GW_TRANSIENT;
     }
     rst_gw_reply_t reply;
-    rst_gw_result_t rc = s_call (self, "POST", "/api/partner/v1/cash-in", body, &reply, err,
+    rst_gw_result_t rc = s_call (self, "POST", "/api/partner/v1/cash-in", NULL, body, &reply, err,
                                  errlen);
     cJSON_Delete (body);
     if (rc != RST_GW_OK)
         goto done;
-    const cJSON *tx = s_unwrap (reply.json);
+    //  The reply carries no status or amount: the charge is pending, for the amount asked.
+    const cJSON *tx = s_unwrap (reply.json, 0);
     const char *code = rst_gw_json_str (tx, "pix_code");
     if (!cJSON_IsObject (tx)
         || rst_gw_json_id (cJSON_GetObjectItemCaseSensitive (tx, "identifier"), charge->id)
@@ -256,69 +251,12 @@ s_create (rst_gateway_t *self, const rst_charge_request_t *req, rst_charge_t *ch
         rc = RST_GW_PERMANENT;
         goto done;
     }
-    charge->pix_code = strdup (code);
-    if (!charge->pix_code) {
-        snprintf (err, errlen, "out of memory");
-        rc = RST_GW_TRANSIENT;
+    rc = rst_gw_charge_code (charge, code, err, errlen);
+    if (rc != RST_GW_OK)
         goto done;
-    }
     charge->status = RST_CHARGE_PENDING;
     rst_gw_status_text (charge, "pending");
     charge->amount_cents = req->amount_cents;
-
-done:
-    rst_gw_reply_clear (&reply);
-    return rc;
-}
-
-static rst_gw_result_t
-s_read (rst_gateway_t *self, const char *charge_id, rst_charge_t *charge, char *err,
-        size_t errlen)
-{
-    char path[64 + RST_GW_CHARGE_ID_MAX];
-    snprintf (path, sizeof path, "/api/partner/v1/transaction/%s", charge_id);
-    rst_gw_reply_t reply;
-    rst_gw_result_t rc = s_call (self, "GET", path, NULL, &reply, err, errlen);
-    if (rc != RST_GW_OK)
-        goto done;
-    const cJSON *tx = s_unwrap (reply.json);
-    const char *status = rst_gw_json_str (tx, "status");
-    if (!status) {
-        snprintf (err, errlen, "SyncPay: malformed reply (transaction %s has no status)",
-                  charge_id);
-        rc = RST_GW_PERMANENT;
-        goto done;
-    }
-    //  The reply may name the transaction; if it does, it must be this one.
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive (tx, "identifier");
-    if (!id)
-        id = cJSON_GetObjectItemCaseSensitive (tx, "id");
-    char got[RST_GW_CHARGE_ID_MAX];
-    if (id && (rst_gw_json_id (id, got) || strcmp (got, charge_id))) {
-        snprintf (err, errlen, "SyncPay: asked for transaction %s, got another", charge_id);
-        rc = RST_GW_PERMANENT;
-        goto done;
-    }
-    snprintf (charge->id, sizeof charge->id, "%s", charge_id);
-    charge->status = s_status (status);
-    rst_gw_status_text (charge, status);
-    charge->amount_cents = -1;
-    const cJSON *amount = cJSON_GetObjectItemCaseSensitive (tx, "amount");
-    if (!amount)
-        amount = cJSON_GetObjectItemCaseSensitive (tx, "final_amount");
-    if (amount && rst_gw_json_reais (amount, &charge->amount_cents)) {
-        snprintf (err, errlen, "SyncPay: malformed reply (transaction %s amount)", charge_id);
-        rc = RST_GW_PERMANENT;
-        goto done;
-    }
-    const char *code = rst_gw_json_str (tx, "pix_code");
-    if (code && *code) {
-        charge->pix_code = strdup (code);
-        if (!charge->pix_code) {
-            snprintf (err, errlen, "out of memory");
-            rc = RST_GW_TRANSIENT;
-        }
-    }
 
 done:
     rst_gw_reply_clear (&reply);
@@ -331,16 +269,9 @@ done:
 static rst_gw_webhook_kind_t
 s_webhook_parse (const rst_gw_webhook_t *wh, rst_gw_notice_t *notice, char *err, size_t errlen)
 {
-    if (!wh->body_len) {
-        snprintf (err, errlen, "SyncPay webhook: empty body");
+    cJSON *root = rst_gw_webhook_json (wh, err, errlen);
+    if (!root)
         return RST_GW_WEBHOOK_BAD;
-    }
-    cJSON *root = cJSON_ParseWithLength (wh->body, wh->body_len);
-    if (!cJSON_IsObject (root)) {
-        snprintf (err, errlen, "SyncPay webhook: body is not a JSON object");
-        cJSON_Delete (root);
-        return RST_GW_WEBHOOK_BAD;
-    }
     rst_gw_webhook_kind_t kind = RST_GW_WEBHOOK_BAD;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive (root, "data");
     const cJSON *tx = cJSON_IsObject (data) ? data : root;     //  new nested or old flat
@@ -382,9 +313,13 @@ const rst_gw_ops_t rst_gw_syncpay_ops = {
     .default_url = "https://api.syncpayments.com.br",
     .required = s_required,
     .secret_field = NULL,
+    .bearer = NULL,
+    .read_path = "/api/partner/v1/transaction/",
+    .fields = &s_fields,
     .check = s_check,
+    .call = s_call,
+    .unwrap = s_unwrap,
     .create = s_create,
-    .read = s_read,
     .webhook_parse = s_webhook_parse,
     .webhook_auth = s_webhook_auth,
     .forget = s_forget,

@@ -20,6 +20,8 @@
 */
 #include "rst_pix.h"
 
+#include "rst_click.h"              //  rst_hex_digit
+
 #include <assert.h>
 #include <errno.h>
 #include <png.h>
@@ -78,18 +80,6 @@ static int
 s_is_digit (char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int
-s_hex_value (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 //  Reads the field at *POS of BUF[0..END), moving *POS past it. PREFIX names
@@ -311,7 +301,7 @@ s_check (const char *code, size_t len, rst_pix_info_t *info, char *err, size_t e
             return s_fail (err, errlen, "field 63 (CRC) is not the last field");
         unsigned stated = 0;
         for (int i = 0; i < 4; i++) {
-            int v = s_hex_value (f.value[i]);
+            int v = rst_hex_digit (f.value[i]);
             if (v < 0)
                 return s_fail (err, errlen, "field 63: CRC is not 4 hex digits");
             stated = stated << 4 | (unsigned) v;

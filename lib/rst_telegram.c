@@ -8,6 +8,9 @@
         reply read into a growing buffer (capped at RST_TELEGRAM_REPLY_MAX),
               then parsed as the envelope whatever the HTTP status was
 
+    The libcurl plumbing (handle options, reply buffer, transport errors,
+    masking) is rst_http's, shared with rst_tgpoll and rst_gateway.
+
     Errors are reported in three layers, first match wins: transport
     (libcurl's message, with the token scrubbed out), the envelope's
     ok=false (error_code + description; 401 gets the "check the token from
@@ -27,9 +30,10 @@
 */
 #include "rst_telegram.h"
 
+#include "rst_http.h"
+
 #include <assert.h>
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,23 +45,6 @@ struct rst_telegram_t {
     char curl_error[CURL_ERROR_SIZE];  //  CURLOPT_ERRORBUFFER
 };
 
-//  Growing reply buffer for the write callback.
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-    int too_big;                //  1 when the reply passed RST_TELEGRAM_REPLY_MAX
-} s_reply_t;
-
-static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode s_curl_status = CURLE_FAILED_INIT;   //  written once, then read-only
-
-static void
-s_curl_init_once (void)
-{
-    s_curl_status = curl_global_init (CURL_GLOBAL_DEFAULT);
-}
-
 //  Replaces every occurrence of TOKEN in BUF (and of its secret part, in case
 //  a message quotes a fragment) with "<token>" / "***".
 static void
@@ -65,22 +52,12 @@ s_scrub (char *buf, size_t buflen, const char *token)
 {
     if (!buf || !token || !*token)
         return;
-    size_t tlen = strlen (token);
-    char *hit;
-    while ((hit = strstr (buf, token))) {
-        static const char repl[] = "<token>";
-        size_t rest = strlen (hit + tlen);
-        size_t rlen = sizeof repl - 1;
-        if (hit - buf + rlen + rest + 1 > buflen)
-            rlen = 0;               //  cannot happen (token is longer), but stay safe
-        memmove (hit + rlen, hit + tlen, rest + 1);
-        memcpy (hit, repl, rlen);
-    }
+    rst_http_mask (buf, buflen, token, "<token>");  //  '<' and '>' never occur in a token
     const char *colon = strchr (token, ':');
     if (colon && strlen (colon + 1) >= 8) {
         const char *secret = colon + 1;
         size_t slen = strlen (secret);
-        for (hit = strstr (buf, secret); hit; hit = strstr (hit + slen, secret))
+        for (char *hit = strstr (buf, secret); hit; hit = strstr (hit + slen, secret))
             memset (hit, '*', slen);
     }
 }
@@ -155,39 +132,15 @@ rst_telegram_t *
 rst_telegram_new (const char *base_url, char *err, size_t errlen)
 {
     assert (base_url);
-    pthread_once (&s_curl_once, s_curl_init_once);
-    if (s_curl_status != CURLE_OK) {
-        snprintf (err, errlen, "libcurl: %s", curl_easy_strerror (s_curl_status));
-        return NULL;
-    }
-    if (strncmp (base_url, "http://", 7) && strncmp (base_url, "https://", 8)) {
-        snprintf (err, errlen, "Telegram API URL must start with http:// or https:// (got %s)",
-                  base_url);
-        return NULL;
-    }
     rst_telegram_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
     }
-    self->base_url = strdup (base_url);
-    if (!self->base_url) {
-        snprintf (err, errlen, "out of memory");
-        goto fail;
-    }
-    size_t n = strlen (self->base_url);
-    while (n > 0 && self->base_url[n - 1] == '/')
-        self->base_url[--n] = 0;
-    self->curl = curl_easy_init ();
-    if (!self->curl) {
-        snprintf (err, errlen, "libcurl: cannot create a handle");
-        goto fail;
-    }
+    if (rst_http_client_init ("Telegram", base_url, NULL, &self->base_url, &self->curl, err,
+                              errlen))
+        rst_telegram_destroy (&self);
     return self;
-
-fail:
-    rst_telegram_destroy (&self);
-    return NULL;
 }
 
 void
@@ -202,31 +155,6 @@ rst_telegram_destroy (rst_telegram_t **self_p)
     free (self->base_url);
     free (self);
     *self_p = NULL;
-}
-
-static size_t
-s_on_data (char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    s_reply_t *reply = userdata;
-    size_t n = size * nmemb;
-    if (reply->len + n > RST_TELEGRAM_REPLY_MAX) {
-        reply->too_big = 1;
-        return 0;               //  makes libcurl stop with CURLE_WRITE_ERROR
-    }
-    if (reply->len + n + 1 > reply->cap) {
-        size_t cap = reply->cap ? reply->cap : 4096;
-        while (cap < reply->len + n + 1)
-            cap *= 2;
-        char *data = realloc (reply->data, cap);
-        if (!data)
-            return 0;
-        reply->data = data;
-        reply->cap = cap;
-    }
-    memcpy (reply->data + reply->len, ptr, n);
-    reply->len += n;
-    reply->data[reply->len] = 0;
-    return n;
 }
 
 //  The envelope's description, or "" (borrowed from ROOT).
@@ -357,7 +285,8 @@ s_perform (rst_telegram_t *self, const char *token, const char *method, const cJ
 
     int rc = -1;
     char *url = NULL, *body = NULL;
-    s_reply_t reply = {0};
+    rst_http_buf_t reply;
+    rst_http_buf_init (&reply, RST_TELEGRAM_REPLY_MAX);
     struct curl_slist *headers = NULL;
     int retry_after = 0;
     char why[512] = "";
@@ -371,18 +300,11 @@ s_perform (rst_telegram_t *self, const char *token, const char *method, const cJ
     snprintf (url, url_len, "%s/bot%s/%s", self->base_url, token, method);
 
     CURL *curl = self->curl;
-    curl_easy_reset (curl);
-    self->curl_error[0] = 0;
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, self->curl_error);
-    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, (long) RST_TELEGRAM_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms
-                                                               : (long) RST_TELEGRAM_TIMEOUT_MS);
-    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt (curl, CURLOPT_USERAGENT, "rastro");
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_on_data);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &reply);
+    if (rst_http_easy_setup (curl, url, self->curl_error, RST_TELEGRAM_CONNECT_TIMEOUT_MS,
+                             timeout_ms > 0 ? timeout_ms : RST_TELEGRAM_TIMEOUT_MS, &reply)) {
+        snprintf (why, sizeof why, "out of memory");
+        goto done;
+    }
     curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, rst_telegram_on_header);
     curl_easy_setopt (curl, CURLOPT_HEADERDATA, &retry_after);
     headers = curl_slist_append (headers, "Accept: application/json");
@@ -402,15 +324,11 @@ s_perform (rst_telegram_t *self, const char *token, const char *method, const cJ
         curl_easy_setopt (curl, CURLOPT_MIMEPOST, mime);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
 
-    CURLcode cc = curl_easy_perform (curl);
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status->http_status);
-    if (cc != CURLE_OK) {
-        if (reply.too_big)
-            snprintf (why, sizeof why, "Telegram %s: reply larger than %d bytes", method,
-                      RST_TELEGRAM_REPLY_MAX);
-        else
-            snprintf (why, sizeof why, "Telegram %s: libcurl: %s", method,
-                      self->curl_error[0] ? self->curl_error : curl_easy_strerror (cc));
+    char failure[CURL_ERROR_SIZE + 32];
+    if (rst_http_perform (curl, &reply, self->curl_error, &status->http_status, failure,
+                          sizeof failure)
+        != CURLE_OK) {
+        snprintf (why, sizeof why, "Telegram %s: %s", method, failure);
         goto done;
     }
     rc = rst_telegram_reply_parse (method, token, status->http_status, reply.data, reply.len,
@@ -430,7 +348,7 @@ done:
         memset (body, 0, strlen (body));
         cJSON_free (body);
     }
-    free (reply.data);
+    rst_http_buf_destroy (&reply);
     return rc;
 }
 
@@ -532,8 +450,7 @@ s_keyboard (const rst_tg_button_t *buttons, size_t nbuttons, char *err, size_t e
                       i + 1, RST_TELEGRAM_CALLBACK_DATA_MAX, dlen);
             goto fail;
         }
-        if (b->url && strncmp (b->url, "https://", 8) && strncmp (b->url, "http://", 7)
-            && strncmp (b->url, "tg://", 5)) {
+        if (b->url && !rst_http_url_is_http (b->url) && strncmp (b->url, "tg://", 5)) {
             snprintf (err, errlen, "button %zu: the url must start with https://, http:// or "
                       "tg://", i + 1);
             goto fail;
@@ -871,7 +788,7 @@ rst_telegram_set_webhook (rst_telegram_t *self, const char *token, const char *u
     assert (self);
     if (s_precheck (token, status, err, errlen))
         return -1;
-    if (!url || (strncmp (url, "https://", 8) && strncmp (url, "http://", 7))) {
+    if (!rst_http_url_is_http (url)) {
         snprintf (err, errlen, "Telegram setWebhook: the URL must start with https://");
         return -1;
     }

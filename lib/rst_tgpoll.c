@@ -22,6 +22,9 @@
     allocated one by one, so a pointer held across a callback stays valid
     while the array grows.
 
+    The handle options and the reply buffer are rst_http's, shared with
+    rst_telegram and rst_gateway.
+
     Secrets: the token is in the bot's URL (our copy is wiped after libcurl
     copied it) and in bot->token (wiped on removal). Errors are built from
     curl_easy_strerror and the reply's envelope (scrubbed by
@@ -31,11 +34,11 @@
 #include "rst_tgpoll.h"
 
 #include "rst_clock.h"
+#include "rst_http.h"
 #include "rst_log.h"
 
 #include <assert.h>
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +57,7 @@ typedef struct {
     int64_t next_at_ms;             //  idle until this monotonic time
     int failures;                   //  consecutive failed polls (exponential backoff)
     int retry_after_header;         //  Retry-After of the last reply (rst_telegram_on_header)
-    char *reply;                    //  reply body, grown as needed
-    size_t reply_len;
-    size_t reply_cap;
-    int reply_too_big;              //  1 when the reply passed RST_TELEGRAM_REPLY_MAX
+    rst_http_buf_t reply;           //  reply body, up to RST_TELEGRAM_REPLY_MAX
 } s_bot_t;
 
 struct rst_tgpoll_t {
@@ -73,15 +73,6 @@ struct rst_tgpoll_t {
     uint64_t rng;                   //  xorshift state for jitter
 };
 
-static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode s_curl_status = CURLE_FAILED_INIT;   //  written once, then read-only
-
-static void
-s_curl_init_once (void)
-{
-    s_curl_status = curl_global_init (CURL_GLOBAL_DEFAULT);
-}
-
 static uint64_t
 s_rand (rst_tgpoll_t *self)
 {
@@ -91,73 +82,39 @@ s_rand (rst_tgpoll_t *self)
     return self->rng;
 }
 
-static size_t
-s_on_data (char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    s_bot_t *bot = userdata;
-    size_t n = size * nmemb;
-    if (bot->reply_len + n > RST_TELEGRAM_REPLY_MAX) {
-        bot->reply_too_big = 1;
-        return 0;                   //  makes libcurl stop with CURLE_WRITE_ERROR
-    }
-    if (bot->reply_len + n + 1 > bot->reply_cap) {
-        size_t cap = bot->reply_cap ? bot->reply_cap : 4096;
-        while (cap < bot->reply_len + n + 1)
-            cap *= 2;
-        char *data = realloc (bot->reply, cap);
-        if (!data)
-            return 0;
-        bot->reply = data;
-        bot->reply_cap = cap;
-    }
-    memcpy (bot->reply + bot->reply_len, ptr, n);
-    bot->reply_len += n;
-    bot->reply[bot->reply_len] = 0;
-    return n;
-}
-
 rst_tgpoll_t *
 rst_tgpoll_new (const char *base_url, int timeout_s, char *err, size_t errlen)
 {
     assert (base_url);
-    pthread_once (&s_curl_once, s_curl_init_once);
-    if (s_curl_status != CURLE_OK) {
-        snprintf (err, errlen, "libcurl: %s", curl_easy_strerror (s_curl_status));
-        return NULL;
-    }
-    if (strncmp (base_url, "http://", 7) && strncmp (base_url, "https://", 8)) {
-        snprintf (err, errlen, "Telegram API URL must start with http:// or https:// (got %s)",
-                  base_url);
-        return NULL;
-    }
-    if (timeout_s < 0 || timeout_s > RST_TGPOLL_TIMEOUT_MAX_S) {
-        snprintf (err, errlen, "the long poll timeout must be 0-%d s (got %d)",
-                  RST_TGPOLL_TIMEOUT_MAX_S, timeout_s);
-        return NULL;
-    }
     rst_tgpoll_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
     }
+    if (rst_http_client_init ("Telegram", base_url, NULL, &self->base_url, NULL, err, errlen))
+        goto fail;
+    if (timeout_s < 0 || timeout_s > RST_TGPOLL_TIMEOUT_MAX_S) {
+        snprintf (err, errlen, "the long poll timeout must be 0-%d s (got %d)",
+                  RST_TGPOLL_TIMEOUT_MAX_S, timeout_s);
+        goto fail;
+    }
     self->timeout_s = timeout_s ? timeout_s : RST_TGPOLL_TIMEOUT_S;
     self->rng = rst_clock_mono_ns () ^ (uint64_t) (uintptr_t) self;
     if (!self->rng)
         self->rng = 0x9E3779B97F4A7C15ull;
-    self->base_url = strdup (base_url);
     self->multi = curl_multi_init ();
     struct curl_slist *h = curl_slist_append (NULL, "Content-Type: application/json");
     struct curl_slist *h2 = h ? curl_slist_append (h, "Accept: application/json") : NULL;
     self->headers = h2 ? h2 : h;
-    if (!self->base_url || !self->multi || !h2) {
+    if (!self->multi || !h2) {
         snprintf (err, errlen, "out of memory (or libcurl could not make a multi handle)");
-        rst_tgpoll_destroy (&self);
-        return NULL;
+        goto fail;
     }
-    size_t n = strlen (self->base_url);
-    while (n > 0 && self->base_url[n - 1] == '/')
-        self->base_url[--n] = 0;
     return self;
+
+fail:
+    rst_tgpoll_destroy (&self);
+    return NULL;
 }
 
 //  Frees BOT: its handle leaves the multi handle first, the token is wiped.
@@ -173,7 +130,7 @@ s_bot_free (rst_tgpoll_t *self, s_bot_t *bot)
         memset (bot->token, 0, strlen (bot->token));
         free (bot->token);
     }
-    free (bot->reply);
+    rst_http_buf_destroy (&bot->reply);
     free (bot);
 }
 
@@ -234,26 +191,21 @@ s_bot_handle (rst_tgpoll_t *self, s_bot_t *bot, const char *token)
         return -1;
     }
     snprintf (url, url_len, "%s/bot%s/getUpdates", self->base_url, token);
-    CURLcode cc = curl_easy_setopt (easy, CURLOPT_URL, url);    //  libcurl keeps a copy
-    memset (url, 0, strlen (url));
+    //  No error buffer: libcurl's messages can quote the URL, hence the token.
+    int rc = rst_http_easy_setup (easy, url, NULL, RST_TELEGRAM_CONNECT_TIMEOUT_MS,
+                                  (long) self->timeout_s * 1000 + RST_TGPOLL_SLACK_MS,
+                                  &bot->reply);
+    memset (url, 0, strlen (url));  //  libcurl keeps its own copy
     free (url);
-    if (cc != CURLE_OK) {
+    if (rc) {
         curl_easy_cleanup (easy);
         return -1;
     }
-    long timeout_ms = (long) self->timeout_s * 1000 + RST_TGPOLL_SLACK_MS;
-    curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) RST_TELEGRAM_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt (easy, CURLOPT_USERAGENT, "rastro");
     //  One connection per bot: with HTTP/2 libcurl would multiplex every long poll onto
     //  one connection and stall on the server's stream limit.
     curl_easy_setopt (easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
     curl_easy_setopt (easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt (easy, CURLOPT_HTTPHEADER, self->headers);
-    curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_on_data);
-    curl_easy_setopt (easy, CURLOPT_WRITEDATA, bot);
     curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, rst_telegram_on_header);
     curl_easy_setopt (easy, CURLOPT_HEADERDATA, &bot->retry_after_header);
     curl_easy_setopt (easy, CURLOPT_PRIVATE, bot);
@@ -298,6 +250,7 @@ rst_tgpoll_set_bot (rst_tgpoll_t *self, int64_t bot_id, const char *token, int64
             return -1;
         }
         bot->bot_id = bot_id;
+        rst_http_buf_init (&bot->reply, RST_TELEGRAM_REPLY_MAX);
     }
     else
         s_cancel (self, bot);
@@ -370,8 +323,7 @@ s_start (rst_tgpoll_t *self, s_bot_t *bot, int64_t now)
               "{\"offset\":%lld,\"limit\":%d,\"timeout\":%d,"
               "\"allowed_updates\":[\"message\",\"callback_query\",\"chat_member\"]}",
               (long long) bot->offset, RST_TGPOLL_LIMIT, self->timeout_s);
-    bot->reply_len = 0;
-    bot->reply_too_big = 0;
+    rst_http_buf_rewind (&bot->reply, SIZE_MAX);
     bot->retry_after_header = 0;
     bot->started_ms = now;
     if (curl_easy_setopt (bot->easy, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK
@@ -457,11 +409,11 @@ s_finish (rst_tgpoll_t *self, s_bot_t *bot, rst_tgpoll_updates_fn *on_updates,
     if (bot->result != CURLE_OK) {
         status.http_status = http;
         snprintf (err, sizeof err, "Telegram getUpdates: %s%s",
-                  bot->reply_too_big ? "reply too large; libcurl: " : "libcurl: ",
+                  bot->reply.too_big ? "reply too large; libcurl: " : "libcurl: ",
                   curl_easy_strerror (bot->result));
     }
-    else if (rst_telegram_reply_parse ("getUpdates", bot->token, http, bot->reply,
-                                       bot->reply_len, bot->retry_after_header, &result,
+    else if (rst_telegram_reply_parse ("getUpdates", bot->token, http, bot->reply.data,
+                                       bot->reply.len, bot->retry_after_header, &result,
                                        &status, err, sizeof err) == 0) {
         if (!cJSON_IsArray (result))
             snprintf (err, sizeof err, "Telegram getUpdates: the result is not an array");
@@ -473,12 +425,7 @@ s_finish (rst_tgpoll_t *self, s_bot_t *bot, rst_tgpoll_updates_fn *on_updates,
         snprintf (err, sizeof err, "Telegram getUpdates: an update without a valid update_id");
         rc = -1;
     }
-    if (bot->reply_cap > 65536) {   //  a big batch passed: give the memory back
-        free (bot->reply);
-        bot->reply = NULL;
-        bot->reply_cap = 0;
-    }
-    bot->reply_len = 0;
+    rst_http_buf_rewind (&bot->reply, 65536);      //  a big batch passed: give the memory back
 
     if (rc) {
         bot->next_at_ms = now + s_error_delay (self, bot, &status);

@@ -71,18 +71,31 @@ rst_tgupdate_copy_utf8 (char *dst, size_t dstlen, const char *src)
     return o;
 }
 
+//  OBJ's member NAME into *ITEM (borrowed; NULL when absent). Returns 1 when
+//  it is present, 0 when it is absent and optional, -1 with "PATH: missing"
+//  in ERR when it is absent and REQUIRED.
+static int
+s_member (const cJSON *obj, const char *name, int required, const cJSON **item,
+          const char *path, char *err, size_t errlen)
+{
+    *item = cJSON_GetObjectItemCaseSensitive (obj, name);
+    if (*item)
+        return 1;
+    if (required)
+        snprintf (err, errlen, "%s: missing", path);
+    return required ? -1 : 0;
+}
+
 //  OBJ's member NAME as an integer into *OUT. Absent: 0 if optional (OUT untouched),
 //  else -1. Present but not a whole number below 2^53: -1. PATH names it in ERR.
 static int
 s_int (const cJSON *obj, const char *name, int required, int64_t *out, const char *path,
        char *err, size_t errlen)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive (obj, name);
-    if (!item) {
-        if (required)
-            snprintf (err, errlen, "%s: missing", path);
-        return required ? -1 : 0;
-    }
+    const cJSON *item;
+    int found = s_member (obj, name, required, &item, path, err, errlen);
+    if (found <= 0)
+        return found;
     double v = cJSON_IsNumber (item) ? item->valuedouble : NAN;
     if (!isfinite (v) || fabs (v) >= S_INT_LIMIT || v != floor (v)) {
         snprintf (err, errlen, "%s: not an integer", path);
@@ -98,12 +111,10 @@ s_str (const cJSON *obj, const char *name, int required, const char **out, const
        char *err, size_t errlen)
 {
     *out = NULL;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive (obj, name);
-    if (!item) {
-        if (required)
-            snprintf (err, errlen, "%s: missing", path);
-        return required ? -1 : 0;
-    }
+    const cJSON *item;
+    int found = s_member (obj, name, required, &item, path, err, errlen);
+    if (found <= 0)
+        return found;
     if (!cJSON_IsString (item) || !item->valuestring) {
         snprintf (err, errlen, "%s: not a string", path);
         return -1;
@@ -117,12 +128,9 @@ static int
 s_obj (const cJSON *obj, const char *name, int required, const cJSON **out, const char *path,
        char *err, size_t errlen)
 {
-    *out = cJSON_GetObjectItemCaseSensitive (obj, name);
-    if (!*out) {
-        if (required)
-            snprintf (err, errlen, "%s: missing", path);
-        return required ? -1 : 0;
-    }
+    int found = s_member (obj, name, required, out, path, err, errlen);
+    if (found <= 0)
+        return found;
     if (!cJSON_IsObject (*out)) {
         snprintf (err, errlen, "%s: not an object", path);
         *out = NULL;

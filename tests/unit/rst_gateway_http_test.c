@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "rst_gateway.h"
+#include "rst_http.h"
 #include "rst_pix.h"
 
 #include <arpa/inet.h>
@@ -154,14 +155,9 @@ s_receiver_run (void *arg)
                 want = (size_t) (end + 4 - buf) + clen;
             }
         }
-        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        if (write (fd, ok, sizeof ok - 1) < 0)
-            (void) 0;
-        close (fd);
-        if (!buf)
-            continue;
+        //  Kept before the answer: once the fake has its 200, the test may look.
         pthread_mutex_lock (&s_hooks_lock);
-        if (s_nhooks < HOOKS_MAX) {
+        if (buf && s_nhooks < HOOKS_MAX) {
             s_hook_t *h = &s_hooks[s_nhooks];
             memset (h, 0, sizeof *h);
             h->raw = buf;
@@ -172,6 +168,10 @@ s_receiver_run (void *arg)
         }
         pthread_mutex_unlock (&s_hooks_lock);
         free (buf);
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        if (write (fd, ok, sizeof ok - 1) < 0)
+            (void) 0;
+        close (fd);
     }
 }
 
@@ -191,9 +191,10 @@ static void
 s_hook_webhook (size_t i, rst_gw_kind_t kind, rst_gw_webhook_t *wh)
 {
     pthread_mutex_lock (&s_hooks_lock);
-    assert_true (i < s_nhooks);
-    s_hook_t *h = &s_hooks[i];
+    size_t nhooks = s_nhooks;
+    s_hook_t *h = &s_hooks[i < HOOKS_MAX ? i : 0];
     pthread_mutex_unlock (&s_hooks_lock);
+    assert_true (i < nhooks);       //  not under the lock: a failed assert leaves the function
     memset (wh, 0, sizeof *wh);
     wh->kind = kind;
     wh->query = h->query;
@@ -210,25 +211,6 @@ s_hook_webhook (size_t i, rst_gw_kind_t kind, rst_gw_webhook_t *wh)
 // ---------------------------------------------------------------------------
 //  The fake's control API
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_buf_t;
-
-static size_t
-s_on_data (char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    s_buf_t *b = userdata;
-    char *more = realloc (b->data, b->len + size * nmemb + 1);
-    if (!more)
-        return 0;
-    b->data = more;
-    memcpy (b->data + b->len, ptr, size * nmemb);
-    b->len += size * nmemb;
-    b->data[b->len] = 0;
-    return size * nmemb;
-}
-
 //  GET (BODY NULL) or POST BODY to the fake; returns the parsed JSON reply
 //  (caller deletes) or NULL. *STATUS (OUT, may be NULL) gets the HTTP status.
 static cJSON *
@@ -238,24 +220,22 @@ s_fake (const char *path, const char *body, long *status)
     assert_non_null (curl);
     char url[256];
     snprintf (url, sizeof url, "%s%s", s_fake_url, path);
-    s_buf_t buf = {0};
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_on_data);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &buf);
+    rst_http_buf_t buf;
+    rst_http_buf_init (&buf, 16 * 1024 * 1024);
+    assert_int_equal (rst_http_easy_setup (curl, url, NULL, 30000, 30000, &buf), 0);
     struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     if (body)
         curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform (curl);
     long code = 0;
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    char why[CURL_ERROR_SIZE + 32];
+    CURLcode cc = rst_http_perform (curl, &buf, NULL, &code, why, sizeof why);
     if (status)
         *status = code;
     curl_slist_free_all (headers);
     curl_easy_cleanup (curl);
     cJSON *json = cc == CURLE_OK && buf.data ? cJSON_Parse (buf.data) : NULL;
-    free (buf.data);
+    rst_http_buf_destroy (&buf);
     return json;
 }
 
@@ -274,38 +254,35 @@ s_fake_ok (const char *path, const char *body)
     cJSON_Delete (json);
 }
 
+//  Counts the elements of the fake's list at PATH whose string MEMBER is VALUE.
+static int
+s_count (const char *path, const char *member, const char *value)
+{
+    cJSON *list = s_fake (path, NULL, NULL);
+    assert_true (cJSON_IsArray (list));
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach (c, list) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive (c, member);
+        if (cJSON_IsString (m) && !strcmp (m->valuestring, value))
+            n++;
+    }
+    cJSON_Delete (list);
+    return n;
+}
+
 //  Counts the fake's recorded calls of ROUTE.
 static int
 s_calls (const char *route)
 {
-    cJSON *calls = s_fake ("/_fake/calls", NULL, NULL);
-    assert_true (cJSON_IsArray (calls));
-    int n = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach (c, calls) {
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive (c, "route");
-        if (cJSON_IsString (r) && !strcmp (r->valuestring, route))
-            n++;
-    }
-    cJSON_Delete (calls);
-    return n;
+    return s_count ("/_fake/calls", "route", route);
 }
 
 //  The fake's charges of GATEWAY.
 static int
 s_charges (const char *gateway)
 {
-    cJSON *charges = s_fake ("/_fake/charges", NULL, NULL);
-    assert_true (cJSON_IsArray (charges));
-    int n = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach (c, charges) {
-        const cJSON *g = cJSON_GetObjectItemCaseSensitive (c, "gateway");
-        if (cJSON_IsString (g) && !strcmp (g->valuestring, gateway))
-            n++;
-    }
-    cJSON_Delete (charges);
-    return n;
+    return s_count ("/_fake/charges", "gateway", gateway);
 }
 
 //  Has the fake pay charge ID of GATEWAY; EXTRA is more JSON members (",..." or "").
@@ -329,6 +306,50 @@ s_pay (const char *gateway, const char *id, const char *extra)
     return ok;
 }
 
+//  Received webhook I of KIND must parse to a notice about CHARGE_ID (with
+//  status hint HINT, unless NULL) and authenticate with SECRET to AUTH_RC.
+static void
+s_check_hook (size_t i, rst_gw_kind_t kind, const char *charge_id, const char *hint,
+              const char *secret, int auth_rc)
+{
+    rst_gw_webhook_t wh;
+    rst_gw_notice_t notice;
+    char err[256] = "";
+    s_hook_webhook (i, kind, &wh);
+    assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
+                      RST_GW_WEBHOOK_CHARGE);
+    assert_string_equal (notice.charge_id, charge_id);
+    if (hint)
+        assert_string_equal (notice.status_hint, hint);
+    int rc = rst_gateway_webhook_auth (&wh, &notice, secret, err, sizeof err);
+    if (rc != auth_rc) {
+        print_error ("webhook %zu: auth %d, expected %d (%s)\n", i, rc, auth_rc, err);
+        fail ();
+    }
+}
+
+//  Reading charge ID from GW must succeed with STATUS and, unless CENTS is
+//  -1, that amount. The charge goes into *READ (OUT, the caller clears it)
+//  when READ is not NULL.
+static void
+s_check_read (rst_gateway_t *gw, const char *id, rst_charge_status_t status, int64_t cents,
+              rst_charge_t *read)
+{
+    rst_charge_t local;
+    rst_charge_t *charge = read ? read : &local;
+    char err[256] = "";
+    rst_gw_result_t rc = rst_gateway_read (gw, id, charge, err, sizeof err);
+    if (rc != RST_GW_OK) {
+        print_error ("read %s: %d (%s)\n", id, rc, err);
+        fail ();
+    }
+    assert_int_equal (charge->status, status);
+    if (cents >= 0)
+        assert_int_equal (charge->amount_cents, cents);
+    if (!read)
+        rst_charge_clear (&local);
+}
+
 static void
 s_assert_brcode (const rst_charge_t *charge, int64_t cents)
 {
@@ -342,6 +363,25 @@ s_assert_brcode (const rst_charge_t *charge, int64_t cents)
     }
     assert_int_equal (info.amount_cents, cents);
     assert_true (info.is_dynamic);
+}
+
+//  Creates REQ's charge on GW into *CHARGE (OUT, the caller clears it): it
+//  must be pending, with the gateway's word STATUS_TEXT, for REQ's amount,
+//  with a valid BR Code of that amount.
+static void
+s_create_pending (rst_gateway_t *gw, const rst_charge_request_t *req, const char *status_text,
+                  rst_charge_t *charge)
+{
+    char err[256] = "";
+    rst_gw_result_t rc = rst_gateway_create (gw, req, charge, err, sizeof err);
+    if (rc != RST_GW_OK) {
+        print_error ("create: %d (%s)\n", rc, err);
+        fail ();
+    }
+    assert_int_equal (charge->status, RST_CHARGE_PENDING);
+    assert_string_equal (charge->status_text, status_text);
+    assert_int_equal (charge->amount_cents, req->amount_cents);
+    s_assert_brcode (charge, req->amount_cents);
 }
 
 // ---------------------------------------------------------------------------
@@ -501,12 +541,8 @@ test_mercadopago_tour (void **state)
                                 .webhook_url = hook, .expires_in_s = 3600};
     rst_charge_t charge, again;
     char err[256] = "";
-    assert_int_equal (rst_gateway_create (gw, &req, &charge, err, sizeof err), RST_GW_OK);
-    assert_int_equal (charge.status, RST_CHARGE_PENDING);
-    assert_string_equal (charge.status_text, "pending");
-    assert_int_equal (charge.amount_cents, 1990);
+    s_create_pending (gw, &req, "pending", &charge);
     assert_true (charge.expires_at > (int64_t) time (NULL));
-    s_assert_brcode (&charge, 1990);
 
     //  A retry of the same charge (same key) is the same payment.
     assert_int_equal (rst_gateway_create (gw, &req, &again, err, sizeof err), RST_GW_OK);
@@ -530,39 +566,22 @@ test_mercadopago_tour (void **state)
                          "pix@rastro.app");
     cJSON_Delete (calls);
 
-    rst_charge_t read;
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PENDING);
-    rst_charge_clear (&read);
+    s_check_read (gw, charge.id, RST_CHARGE_PENDING, 1990, NULL);
 
     //  Paid: the webhook arrives signed; the C side parses and authenticates it.
     assert_int_equal (s_pay ("mercadopago", charge.id, ""), 1);
-    rst_gw_webhook_t wh;
-    s_hook_webhook (0, RST_GW_MERCADOPAGO, &wh);
-    rst_gw_notice_t notice;
-    assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
-                      RST_GW_WEBHOOK_CHARGE);
-    assert_string_equal (notice.charge_id, charge.id);
     char *secret = rst_gateway_webhook_secret (RST_GW_MERCADOPAGO, MP_CREDS);
-    if (rst_gateway_webhook_auth (&wh, &notice, secret, err, sizeof err)) {
-        print_error ("auth: %s\n", err);
-        fail ();
-    }
-    assert_int_equal (rst_gateway_read (gw, notice.charge_id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PAID);
+    s_check_hook (0, RST_GW_MERCADOPAGO, charge.id, "payment.updated", secret, 0);
+    rst_charge_t read;
+    s_check_read (gw, charge.id, RST_CHARGE_PAID, 1990, &read);
     assert_string_equal (read.status_text, "approved");
-    assert_int_equal (read.amount_cents, 1990);
     rst_charge_clear (&read);
 
     //  A forged signature is refused; duplicates are all authentic (dedupe is the caller's).
     s_hooks_clear ();
     assert_int_equal (s_pay ("mercadopago", charge.id, ",\"forge\":true,\"duplicate\":2"), 2);
-    for (size_t i = 0; i < 2; i++) {
-        s_hook_webhook (i, RST_GW_MERCADOPAGO, &wh);
-        assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
-                          RST_GW_WEBHOOK_CHARGE);
-        assert_int_equal (rst_gateway_webhook_auth (&wh, &notice, secret, err, sizeof err), -1);
-    }
+    for (size_t i = 0; i < 2; i++)
+        s_check_hook (i, RST_GW_MERCADOPAGO, charge.id, NULL, secret, -1);
     free (secret);
     rst_charge_clear (&charge);
     rst_gateway_destroy (&gw);
@@ -646,12 +665,8 @@ test_pushinpay (void **state)
                                 .idempotency_key = "pay-9", .webhook_url = hook};
     rst_charge_t charge, read;
     char err[256] = "";
-    assert_int_equal (rst_gateway_create (gw, &req, &charge, err, sizeof err), RST_GW_OK);
+    s_create_pending (gw, &req, "created", &charge);
     assert_int_equal (strlen (charge.id), 36);          //  a UUID
-    assert_int_equal (charge.status, RST_CHARGE_PENDING);
-    assert_string_equal (charge.status_text, "created");
-    assert_int_equal (charge.amount_cents, 1990);
-    s_assert_brcode (&charge, 1990);
 
     //  The amount went as integer centavos.
     cJSON *calls = s_fake ("/_fake/calls", NULL, NULL);
@@ -660,8 +675,7 @@ test_pushinpay (void **state)
     cJSON_Delete (calls);
 
     //  The read has the code in pix_details.emv.
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PENDING);
+    s_check_read (gw, charge.id, RST_CHARGE_PENDING, 1990, &read);
     assert_string_equal (read.pix_code, charge.pix_code);
     assert_true (read.expires_at > 0);
     rst_charge_clear (&read);
@@ -680,40 +694,19 @@ test_pushinpay (void **state)
     char *secret = rst_gateway_webhook_secret (RST_GW_PUSHINPAY, PP_CREDS);
     assert_int_equal (s_pay ("pushinpay", charge.id, ""), 1);
     assert_int_equal (s_pay ("pushinpay", charge.id, ",\"form\":true"), 1);
-    for (size_t i = 0; i < 2; i++) {
-        rst_gw_webhook_t wh;
-        rst_gw_notice_t notice;
-        s_hook_webhook (i, RST_GW_PUSHINPAY, &wh);
-        assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
-                          RST_GW_WEBHOOK_CHARGE);
-        assert_string_equal (notice.charge_id, charge.id);
-        assert_string_equal (notice.status_hint, "paid");
-        assert_int_equal (rst_gateway_webhook_auth (&wh, &notice, secret, err, sizeof err), 0);
-    }
+    for (size_t i = 0; i < 2; i++)
+        s_check_hook (i, RST_GW_PUSHINPAY, charge.id, "paid", secret, 0);
     s_hooks_clear ();
     assert_int_equal (s_pay ("pushinpay", charge.id, ",\"forge\":true"), 1);
-    rst_gw_webhook_t wh;
-    rst_gw_notice_t notice;
-    s_hook_webhook (0, RST_GW_PUSHINPAY, &wh);
-    assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
-                      RST_GW_WEBHOOK_CHARGE);
-    assert_int_equal (rst_gateway_webhook_auth (&wh, &notice, secret, err, sizeof err), -1);
+    s_check_hook (0, RST_GW_PUSHINPAY, charge.id, NULL, secret, -1);
     free (secret);
-
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PAID);
-    assert_int_equal (read.amount_cents, 1990);
-    rst_charge_clear (&read);
+    s_check_read (gw, charge.id, RST_CHARGE_PAID, 1990, NULL);
 
     //  A payment of another amount shows in the read (the caller compares).
     s_pay ("pushinpay", charge.id, ",\"webhook\":false,\"amount_cents\":1000");
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.amount_cents, 1000);
-    rst_charge_clear (&read);
+    s_check_read (gw, charge.id, RST_CHARGE_PAID, 1000, NULL);
     s_pay ("pushinpay", charge.id, ",\"webhook\":false,\"status\":\"canceled\"");
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_EXPIRED);
-    rst_charge_clear (&read);
+    s_check_read (gw, charge.id, RST_CHARGE_EXPIRED, -1, NULL);
 
     //  Faults.
     s_fake_ok ("/_fake/config", "{\"faults\":{\"pp.read\":{\"status\":429}}}");
@@ -742,16 +735,11 @@ test_syncpay (void **state)
                                 .idempotency_key = "pay-11", .webhook_url = hook};
     rst_charge_t charge, read;
     char err[256] = "";
-    assert_int_equal (rst_gateway_create (gw, &req, &charge, err, sizeof err), RST_GW_OK);
-    assert_int_equal (charge.status, RST_CHARGE_PENDING);
-    assert_int_equal (charge.amount_cents, 2590);
-    s_assert_brcode (&charge, 2590);
+    s_create_pending (gw, &req, "pending", &charge);
     assert_int_equal (s_calls ("sp.token"), 1);
 
     //  The token is cached across calls.
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PENDING);
-    assert_int_equal (read.amount_cents, 2590);
+    s_check_read (gw, charge.id, RST_CHARGE_PENDING, 2590, &read);
     assert_string_equal (read.pix_code, charge.pix_code);
     rst_charge_clear (&read);
     assert_int_equal (s_calls ("sp.token"), 1);
@@ -771,22 +759,10 @@ test_syncpay (void **state)
 
     //  Paid: the webhook (nested data) parses to the identifier; no auth to check.
     assert_int_equal (s_pay ("syncpay", charge.id, ""), 1);
-    rst_gw_webhook_t wh;
-    rst_gw_notice_t notice;
-    s_hook_webhook (0, RST_GW_SYNCPAY, &wh);
-    assert_int_equal (rst_gateway_webhook_parse (&wh, &notice, err, sizeof err),
-                      RST_GW_WEBHOOK_CHARGE);
-    assert_string_equal (notice.charge_id, charge.id);
-    assert_string_equal (notice.status_hint, "completed");
-    assert_int_equal (rst_gateway_webhook_auth (&wh, &notice, NULL, err, sizeof err), 0);
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_PAID);
-    assert_int_equal (read.amount_cents, 2590);
-    rst_charge_clear (&read);
+    s_check_hook (0, RST_GW_SYNCPAY, charge.id, "completed", NULL, 0);
+    s_check_read (gw, charge.id, RST_CHARGE_PAID, 2590, NULL);
     s_pay ("syncpay", charge.id, ",\"webhook\":false,\"status\":\"med\"");
-    assert_int_equal (rst_gateway_read (gw, charge.id, &read, err, sizeof err), RST_GW_OK);
-    assert_int_equal (read.status, RST_CHARGE_REFUNDED);
-    rst_charge_clear (&read);
+    s_check_read (gw, charge.id, RST_CHARGE_REFUNDED, -1, NULL);
 
     assert_int_equal (rst_gateway_read (gw, "no-such-identifier", &read, err, sizeof err),
                       RST_GW_NOT_FOUND);

@@ -6,8 +6,9 @@
     tests pin the parsing and authentication of all three gateways with
     known-answer vectors (HMAC-SHA256 values computed independently with
     Python's hmac module when this file was written), the credentials check
-    (whose messages never repeat a secret), and the centavos <-> reais
-    conversions. The HTTP side is rst_gateway_http_test.c, against
+    (whose messages never repeat a secret), the centavos <-> reais
+    conversions, and how each adapter's field table reads the charge
+    objects of create and read replies. The HTTP side is rst_gateway_http_test.c, against
     tests/fakes/fake_gateways.py.
 */
 #include <setjmp.h>
@@ -601,6 +602,149 @@ test_request_checks (void **state)
     rst_charge_clear (NULL);
 }
 
+#define MP_PAYMENT(id, status, amount, extra)                                                  \
+    "{\"id\":" id ",\"status\":\"" status "\",\"transaction_amount\":" amount                  \
+    ",\"point_of_interaction\":{\"transaction_data\":{\"qr_code\":\"00020126MP\"}}" extra "}"
+
+//  Charge objects as the gateways answer them, read by each adapter's field
+//  table (rst_gw_charge_parse): ids, statuses, units, nested codes, expiry,
+//  and the refusals (with the words the message must hold).
+static void
+test_charge_objects (void **state)
+{
+    (void) state;
+    static const char *const creds[RST_GW_KINDS] = {
+        [RST_GW_MERCADOPAGO] = "{\"access_token\":\"a\",\"webhook_secret\":\"w\"}",
+        [RST_GW_PUSHINPAY] = "{\"token\":\"t\",\"webhook_token\":\"w\"}",
+        [RST_GW_SYNCPAY] = "{\"client_id\":\"c\",\"client_secret\":\"s\"}",
+    };
+    static const struct {
+        rst_gw_kind_t kind;
+        const char *json;
+        const char *asked;          //  the id a read asked for; NULL: a create (code required)
+        rst_gw_result_t rc;
+        const char *id;             //  OK: the charge's id; else words of the message
+        rst_charge_status_t status;
+        int64_t cents;
+        const char *code;           //  NULL: none
+        int64_t expires_at;
+    } cases[] = {
+        //  Mercado Pago: reais, the code three objects down, a local expiry time.
+        {RST_GW_MERCADOPAGO,
+         MP_PAYMENT ("1310000001", "pending", "19.9",
+                     ",\"date_of_expiration\":\"2024-01-01T12:00:00.000-03:00\""),
+         NULL, RST_GW_OK, "1310000001", RST_CHARGE_PENDING, 1990, "00020126MP", 1704121200},
+        {RST_GW_MERCADOPAGO, MP_PAYMENT ("1310000001", "APPROVED", "\"5\"", ""), "1310000001",
+         RST_GW_OK, "1310000001", RST_CHARGE_PAID, 500, "00020126MP", 0},
+        {RST_GW_MERCADOPAGO, MP_PAYMENT ("7", "in_mediation", "1", ",\"date_of_expiration\":\"x\""),
+         "7", RST_GW_OK, "7", RST_CHARGE_REFUNDED, 100, "00020126MP", 0},
+        {RST_GW_MERCADOPAGO, MP_PAYMENT ("7", "weird", "1", ""), "7", RST_GW_OK, "7",
+         RST_CHARGE_UNKNOWN, 100, "00020126MP", 0},
+        {RST_GW_MERCADOPAGO, "{\"id\":7,\"status\":\"expired\"}", "7", RST_GW_OK, "7",
+         RST_CHARGE_EXPIRED, -1, NULL, 0},
+        {RST_GW_MERCADOPAGO, "{\"id\":7,\"status\":\"pending\"}", NULL, RST_GW_PERMANENT,
+         "payment 7 has no qr_code", 0, 0, NULL, 0},
+        {RST_GW_MERCADOPAGO, MP_PAYMENT ("8", "approved", "1", ""), "7", RST_GW_PERMANENT,
+         "asked for payment 7, got another", 0, 0, NULL, 0},
+        {RST_GW_MERCADOPAGO, MP_PAYMENT ("7", "approved", "19.999", ""), "7", RST_GW_PERMANENT,
+         "payment 7 transaction_amount", 0, 0, NULL, 0},
+        {RST_GW_MERCADOPAGO, "{\"status\":\"approved\"}", "7", RST_GW_PERMANENT,
+         "no payment id", 0, 0, NULL, 0},
+        {RST_GW_MERCADOPAGO, "[{\"id\":7}]", NULL, RST_GW_PERMANENT, "no payment id", 0, 0, NULL,
+         0},
+        {RST_GW_MERCADOPAGO, "{\"id\":7,\"status\":3}", "7", RST_GW_PERMANENT,
+         "payment 7 has no status", 0, 0, NULL, 0},
+        //  PushinPay: centavos; the code is qr_code, else pix_details.emv.
+        {RST_GW_PUSHINPAY,
+         "{\"id\":\"9c29870c\",\"status\":\"created\",\"value\":1990,\"qr_code\":\"\","
+         "\"pix_details\":{\"emv\":\"00020126PP\",\"expiration_date\":\"2024-01-01 15:00:00\"}}",
+         NULL, RST_GW_OK, "9c29870c", RST_CHARGE_PENDING, 1990, "00020126PP", 1704121200},
+        {RST_GW_PUSHINPAY, "{\"id\":\"9c\",\"status\":\"paid\",\"value\":\"50\",\"qr_code\":\"Q\"}",
+         "9c", RST_GW_OK, "9c", RST_CHARGE_PAID, 50, "Q", 0},
+        {RST_GW_PUSHINPAY, "{\"id\":\"9c\",\"status\":\"paid\",\"value\":19.9}", "9c",
+         RST_GW_PERMANENT, "transaction 9c value", 0, 0, NULL, 0},
+        {RST_GW_PUSHINPAY, "{\"id\":\"a/b\",\"status\":\"paid\"}", "9c", RST_GW_PERMANENT,
+         "no transaction id", 0, 0, NULL, 0},
+        //  SyncPay: reais; a read's reply may leave the identifier out.
+        {RST_GW_SYNCPAY, "{\"status\":\"completed\",\"amount\":\"25.90\",\"pix_code\":\"S\"}",
+         "abc-1", RST_GW_OK, "abc-1", RST_CHARGE_PAID, 2590, "S", 0},
+        {RST_GW_SYNCPAY, "{\"identifier\":\"abc-1\",\"status\":\"med\",\"final_amount\":19.5}",
+         "abc-1", RST_GW_OK, "abc-1", RST_CHARGE_REFUNDED, 1950, NULL, 0},
+        {RST_GW_SYNCPAY, "{\"id\":\"abc-2\",\"status\":\"pending\"}", "abc-1",
+         RST_GW_PERMANENT, "asked for transaction abc-1, got another", 0, 0, NULL, 0},
+        {RST_GW_SYNCPAY, "{\"identifier\":\"a b\",\"status\":\"pending\"}", "abc-1",
+         RST_GW_PERMANENT, "got another", 0, 0, NULL, 0},
+        {RST_GW_SYNCPAY, "{\"identifier\":\"abc-1\"}", "abc-1", RST_GW_PERMANENT,
+         "transaction abc-1 has no status", 0, 0, NULL, 0},
+        {RST_GW_SYNCPAY, "{\"status\":\"failed\",\"amount\":-1}", "abc-1", RST_GW_PERMANENT,
+         "transaction abc-1 amount", 0, 0, NULL, 0},
+    };
+    rst_gateway_t *gw[RST_GW_KINDS];
+    char err[256];
+    for (int k = 0; k < RST_GW_KINDS; k++) {
+        gw[k] = rst_gateway_new (k, creds[k], "http://127.0.0.1:1", err, sizeof err);
+        assert_non_null (gw[k]);
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *obj = cJSON_Parse (cases[i].json);
+        assert_non_null (obj);
+        rst_charge_t charge = {0};
+        err[0] = 0;
+        rst_gw_result_t rc = rst_gw_charge_parse (gw[cases[i].kind], obj, cases[i].asked,
+                                                  cases[i].asked == NULL, &charge, err, sizeof err);
+        if (rc != cases[i].rc || (rc != RST_GW_OK && !strstr (err, cases[i].id))) {
+            print_error ("case %zu: rc %d, expected %d (%s)\n", i, rc, cases[i].rc, err);
+            fail ();
+        }
+        if (rc == RST_GW_OK) {
+            assert_string_equal (charge.id, cases[i].id);
+            assert_int_equal (charge.status, cases[i].status);
+            assert_int_equal (charge.amount_cents, cases[i].cents);
+            assert_int_equal (charge.expires_at, cases[i].expires_at);
+            if (cases[i].code)
+                assert_string_equal (charge.pix_code, cases[i].code);
+            else
+                assert_null (charge.pix_code);
+            //  The gateway's own word, as it wrote it.
+            const cJSON *status = cJSON_GetObjectItemCaseSensitive (obj, "status");
+            assert_string_equal (charge.status_text, status->valuestring);
+        }
+        rst_charge_clear (&charge);
+        cJSON_Delete (obj);
+    }
+    for (int k = 0; k < RST_GW_KINDS; k++)
+        rst_gateway_destroy (&gw[k]);
+
+    static const rst_gw_status_t table[] = {{"paid", RST_CHARGE_PAID}, {NULL, 0}};
+    assert_int_equal (rst_gw_status_of (table, "PAID"), RST_CHARGE_PAID);
+    assert_int_equal (rst_gw_status_of (table, "paid "), RST_CHARGE_UNKNOWN);
+    assert_int_equal (rst_gw_status_of (table, NULL), RST_CHARGE_UNKNOWN);
+}
+
+//  A JSON text and the centavos it must read as (-1: refused).
+typedef struct {
+    const char *json;
+    int64_t cents;
+} s_json_amount_t;
+
+//  Runs READ (rst_gw_json_reais or rst_gw_json_cents) over CASES (ending with {NULL}).
+static void
+s_check_json_amounts (int (*read) (const cJSON *, int64_t *), const s_json_amount_t *cases)
+{
+    for (int i = 0; cases[i].json; i++) {
+        cJSON *item = cJSON_Parse (cases[i].json);
+        int64_t cents = -7;
+        int rc = read (item, &cents);
+        if (cases[i].cents < 0)
+            assert_int_equal (rc, -1);
+        else {
+            assert_int_equal (rc, 0);
+            assert_int_equal (cents, cases[i].cents);
+        }
+        cJSON_Delete (item);
+    }
+}
+
 static void
 test_amounts (void **state)
 {
@@ -625,6 +769,19 @@ test_amounts (void **state)
     assert_int_equal (rst_gw_cents_to_reais (-1, buf, sizeof buf), -1);
     assert_int_equal (rst_gw_cents_to_reais (RST_GW_AMOUNT_MAX_CENTS + 1, buf, sizeof buf), -1);
     assert_int_equal (rst_gw_cents_to_reais (123456789, buf, 4), -1);    //  does not fit
+
+    //  Into a request body: a JSON number with both decimals, never through a double.
+    cJSON *body = cJSON_CreateObject ();
+    assert_non_null (rst_gw_add_reais (body, "amount", 1990));
+    assert_null (rst_gw_add_reais (body, "bad", -5));
+    char *text = cJSON_PrintUnformatted (body);
+    assert_string_equal (text, "{\"amount\":19.90}");
+    cJSON_free (text);
+    cJSON_Delete (body);
+    rst_charge_request_t req = {.description = ""};
+    assert_string_equal (rst_gw_description (&req), "PIX");
+    req.description = "Curso";
+    assert_string_equal (rst_gw_description (&req), "Curso");
 
     static const struct {
         const char *text;
@@ -651,26 +808,12 @@ test_amounts (void **state)
     }
 
     //  JSON numbers: 19.9 is 19.899999... as a double; it must still be 1990.
-    static const struct {
-        const char *json;
-        int64_t cents;
-    } nums[] = {
+    static const s_json_amount_t nums[] = {
         {"19.9", 1990}, {"0.29", 29}, {"1.15", 115}, {"4.35", 435}, {"1005.1", 100510},
         {"19", 1900}, {"0", 0}, {"\"19.9\"", 1990}, {"19.999", -1}, {"-0.5", -1},
         {"1e300", -1}, {"true", -1}, {"null", -1}, {"\"abc\"", -1}, {NULL, 0},
     };
-    for (int i = 0; nums[i].json; i++) {
-        cJSON *item = cJSON_Parse (nums[i].json);
-        int64_t cents = -7;
-        int rc = rst_gw_json_reais (item, &cents);
-        if (nums[i].cents < 0)
-            assert_int_equal (rc, -1);
-        else {
-            assert_int_equal (rc, 0);
-            assert_int_equal (cents, nums[i].cents);
-        }
-        cJSON_Delete (item);
-    }
+    s_check_json_amounts (rst_gw_json_reais, nums);
     //  Every centavo amount up to R$ 1000 survives cents -> double reais -> cents.
     for (int64_t c = 0; c <= 100000; c++) {
         cJSON *item = cJSON_CreateNumber ((double) c / 100.0);
@@ -680,25 +823,11 @@ test_amounts (void **state)
         cJSON_Delete (item);
     }
 
-    static const struct {
-        const char *json;
-        int64_t cents;
-    } ints[] = {
+    static const s_json_amount_t ints[] = {
         {"1990", 1990}, {"\"1990\"", 1990}, {"50", 50}, {"19.9", -1}, {"-5", -1},
         {"\"19.90\"", -1}, {"\"\"", -1}, {"{}", -1}, {NULL, 0},
     };
-    for (int i = 0; ints[i].json; i++) {
-        cJSON *item = cJSON_Parse (ints[i].json);
-        int64_t cents = -7;
-        int rc = rst_gw_json_cents (item, &cents);
-        if (ints[i].cents < 0)
-            assert_int_equal (rc, -1);
-        else {
-            assert_int_equal (rc, 0);
-            assert_int_equal (cents, ints[i].cents);
-        }
-        cJSON_Delete (item);
-    }
+    s_check_json_amounts (rst_gw_json_cents, ints);
 }
 
 static void
@@ -761,6 +890,7 @@ main (void)
         cmocka_unit_test (test_syncpay),
         cmocka_unit_test (test_credentials),
         cmocka_unit_test (test_request_checks),
+        cmocka_unit_test (test_charge_objects),
         cmocka_unit_test (test_amounts),
         cmocka_unit_test (test_helpers),
     };
