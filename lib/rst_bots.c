@@ -612,12 +612,17 @@ s_sweep (rst_bots_t *self, PGconn *db)
     snprintf (interval, sizeof interval, "%d", self->reconcile_s);
     const char *params[] = {interval};
     //  The reconciler: pending charges not checked for a while, newest first
-    //  (a lost webhook is most likely about a recent charge), for two days.
+    //  (a lost webhook is most likely about a recent charge). Charges of the
+    //  last hour are re-read every pass, older ones every 10 minutes, and none
+    //  once an hour past their expiry (a late webhook still confirms one), so
+    //  a seller's unpaid charges do not turn into a stream of gateway reads.
     PGresult *res = PQexecParams (
         db,
         "SELECT id FROM payments WHERE status = 'pending' AND charge_id IS NOT NULL "
         "  AND created_at > now() - interval '2 days' "
-        "  AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => $1::int)) "
+        "  AND (expires_at IS NULL OR expires_at > now() - interval '1 hour') "
+        "  AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => "
+        "       CASE WHEN created_at > now() - interval '1 hour' THEN $1::int ELSE 600 END)) "
         "ORDER BY created_at DESC LIMIT 500",
         1, NULL, params, NULL, NULL, 0);
     for (int r = 0; PQresultStatus (res) == PGRES_TUPLES_OK && r < PQntuples (res); r++)
