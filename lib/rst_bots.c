@@ -307,7 +307,7 @@ s_config_main (void *arg)
 {
     rst_bots_t *self = arg;
     PGconn *db = NULL;
-    int64_t next_reload = 0;
+    int64_t next_reload = 0, last_reload = 0;
     while (!atomic_load (&self->stop)) {
         if (!db) {
             db = s_connect (self, "config");
@@ -330,6 +330,7 @@ s_config_main (void *arg)
                 db = NULL;
                 continue;
             }
+            last_reload = now;
             next_reload = now + S_RELOAD_S * 1000;
         }
         struct pollfd pfd = {.fd = PQsocket (db), .events = POLLIN};
@@ -345,8 +346,10 @@ s_config_main (void *arg)
                 changed = 1;
                 PQfreemem (n);
             }
-            if (changed)
-                next_reload = 0;
+            //  At once, but at most one reload a second however many
+            //  changes arrive.
+            if (changed && next_reload > last_reload + 1000)
+                next_reload = last_reload + 1000;
         }
     }
     if (db)
@@ -410,15 +413,23 @@ s_on_poll_error (void *arg, int64_t bot_id, const rst_telegram_status_t *status,
     if (status && (status->http_status == 401 || status->error_code == 401)) {
         //  The token was revoked: out of the rotation until someone fixes it.
         atomic_fetch_add (&ctx->self->unauthorized, 1);
-        rst_error (S_CLS, "bot %" PRId64 ": Telegram refuses its token (401); marked unhealthy "
-                   "(re-add the bot with a new token)", bot_id);
-        if (ctx->db) {
-            char b[24];
-            snprintf (b, sizeof b, "%" PRId64, bot_id);
-            const char *params[] = {b};
-            PQclear (PQexecParams (ctx->db, "UPDATE bots SET healthy = false WHERE id = $1 AND healthy",
-                                   1, NULL, params, NULL, NULL, 0));
-        }
+        if (!ctx->db)
+            ctx->db = s_connect (ctx->self, "poller");
+        char b[24];
+        snprintf (b, sizeof b, "%" PRId64, bot_id);
+        const char *params[] = {b};
+        PGresult *res = ctx->db ? PQexecParams (ctx->db,
+                                                "UPDATE bots SET healthy = false WHERE id = $1",
+                                                1, NULL, params, NULL, NULL, 0)
+                                : NULL;
+        if (res && PQresultStatus (res) == PGRES_COMMAND_OK)
+            rst_error (S_CLS, "bot %" PRId64 ": Telegram refuses its token (401); marked "
+                       "unhealthy (re-add the bot with a new token)", bot_id);
+        else
+            rst_error (S_CLS, "bot %" PRId64 ": Telegram refuses its token (401); could not mark "
+                       "it unhealthy: %s", bot_id,
+                       ctx->db ? PQerrorMessage (ctx->db) : "no database connection");
+        PQclear (res);
     }
     else
         rst_warn (S_CLS, "bot %" PRId64 ": getUpdates: %s", bot_id, err ? err : "failed");

@@ -19,6 +19,18 @@ ALTER TABLE bots ADD COLUMN webhook_url text;
 -- getUpdates offset to use next (= last confirmed update_id + 1).
 ALTER TABLE bots ADD COLUMN poll_offset bigint NOT NULL DEFAULT 0;
 
+-- The bots node writes poll_offset after every stored batch: that must not
+-- NOTIFY rastro_config (every node would reload its config each time), so the
+-- trigger of 001 now fires only for the columns that are configuration.
+DROP TRIGGER bots_changed ON bots;
+CREATE TRIGGER bots_changed
+    AFTER INSERT OR DELETE OR UPDATE OF owner_id, telegram_id, username, token_enc, enabled,
+        healthy, update_mode, webhook_secret_hash, webhook_url ON bots
+    FOR EACH STATEMENT EXECUTE FUNCTION rastro_config_changed ();
+
+-- The bots node's registry finds each bot's first pool.
+CREATE INDEX pool_bots_bot ON pool_bots (bot_id);
+
 -- One payment gateway per bot.
 CREATE TABLE gateways (
     bot_id          bigint PRIMARY KEY REFERENCES bots (id) ON DELETE CASCADE,
