@@ -17,46 +17,9 @@
 rt_setup offers_admin
 rt_fake_telegram
 
-# ---- helpers (as in test_admin.sh) -------------------------------------------
+# ---- helpers ---------------------------------------------------------------------
 
-N=0
-# run ARGS...: runs rastro, keeps stdout/stderr in $RT_DIR/cmd-N.{out,err}
-# (scanned for secrets at the end); sets RC OUT ERR.
-run() {
-  N=$((N + 1))
-  set +e
-  rastro "$@" </dev/null >"$RT_DIR/cmd-$N.out" 2>"$RT_DIR/cmd-$N.err"
-  RC=$?
-  set -e
-  OUT=$(cat "$RT_DIR/cmd-$N.out")
-  ERR=$(cat "$RT_DIR/cmd-$N.err")
-  LAST="rastro $*"
-}
-
-ok() {
-  run "$@"
-  [ $RC -eq 0 ] || rt_fail "'$LAST' failed ($RC): $ERR"
-}
-
-# bad EXPECTED_RC TEXT ARGS...: must exit EXPECTED_RC with one line on
-# stderr that starts with "rastro:" and contains TEXT, and print nothing.
-bad() {
-  local want=$1 text=$2; shift 2
-  run "$@"
-  [ $RC -ne 0 ] || rt_fail "'$LAST' succeeded but should have failed"
-  [ $RC -eq "$want" ] || rt_fail "'$LAST': exit $RC, expected $want ($ERR)"
-  [ "$(wc -l <"$RT_DIR/cmd-$N.err")" -eq 1 ] || rt_fail "'$LAST': stderr is not one line: $ERR"
-  case $ERR in rastro:*) ;; *) rt_fail "'$LAST': stderr does not start with 'rastro:': $ERR" ;; esac
-  case $ERR in *"$text"*) ;; *) rt_fail "'$LAST': '$ERR' does not mention '$text'" ;; esac
-  [ -z "$OUT" ] || rt_fail "'$LAST': printed on stdout while failing: $OUT"
-}
-
-contains() {  # contains HAYSTACK NEEDLE MESSAGE
-  case $1 in *"$2"*) ;; *) rt_fail "$3: '$2' not in: $1" ;; esac
-}
-lacks() {     # lacks HAYSTACK NEEDLE MESSAGE
-  case $1 in *"$2"*) rt_fail "$3: '$2' found in: $1" ;; esac
-}
+# run, ok, bad, contains, lacks: tests/integration/lib.sh
 
 # snapshot: everything the commands under test may change.
 snapshot() {
