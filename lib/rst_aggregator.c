@@ -160,8 +160,7 @@ struct rst_aggregator_t {
         m_passes, m_gaps, m_last_found, m_latency, m_lag, m_pending, m_pg_errors, m_pg_up,
         m_purged;
     int64_t next_heartbeat_ms;
-    int64_t bad_window_ms;          //  rate limit of decode-failure logs
-    int bad_logged;
+    rst_log_budget_t bad_logs;      //  rate limit of decode-failure logs
 };
 
 //  --------------------------------------------------------------------------
@@ -525,12 +524,12 @@ static void
 s_bad_message (rst_aggregator_t *self, const char *why)
 {
     rst_metrics_inc (self->metrics, self->m_bad, 1);
-    int64_t now = rst_clock_mono_ms ();
-    if (now - self->bad_window_ms >= 1000) {
-        self->bad_window_ms = now;
-        self->bad_logged = 0;
-    }
-    if (self->bad_logged++ < S_BAD_LOGS_PER_S)
+    int refused;
+    int log = rst_log_budget (&self->bad_logs, S_BAD_LOGS_PER_S, rst_clock_mono_ms (), &refused);
+    if (refused)
+        rst_warn (S_CLS, "%d more malformed enriched events were dropped without a log line",
+                  refused);
+    if (log)
         rst_warn (S_CLS, "dropped a malformed enriched event: %s", why);
 }
 

@@ -246,8 +246,7 @@ struct rst_enricher_t {
         m_acks, m_ack_fail, m_refresh, m_pools, m_mismatch, m_published, m_chat,
         m_fbc_hit, m_fbc_miss, m_fbc_fail;
     int64_t next_heartbeat_ms;
-    int64_t bad_window_ms;
-    int bad_logged;
+    rst_log_budget_t bad_logs;      //  rate limit of decode-failure logs
 };
 
 static void
@@ -860,12 +859,11 @@ static void
 s_bad_event (rst_enricher_t *self, const char *why)
 {
     rst_metrics_inc (self->metrics, self->m_bad, 1);
-    int64_t now = rst_clock_mono_ms ();
-    if (now - self->bad_window_ms >= 1000) {
-        self->bad_window_ms = now;
-        self->bad_logged = 0;
-    }
-    if (self->bad_logged++ < S_BAD_LOGS_PER_S)
+    int refused;
+    int log = rst_log_budget (&self->bad_logs, S_BAD_LOGS_PER_S, rst_clock_mono_ms (), &refused);
+    if (refused)
+        rst_warn (S_CLS, "%d more malformed events were dropped without a log line", refused);
+    if (log)
         rst_warn (S_CLS, "dropped a malformed event: %s", why);
 }
 

@@ -73,3 +73,16 @@ rst_log (rst_log_level_t level, const char *cls, const char *fmt, ...)
     rst_logv (level, cls, fmt, ap);
     va_end (ap);
 }
+
+int
+rst_log_budget (rst_log_budget_t *self, int per_s, int64_t now_ms, int *refused)
+{
+    *refused = 0;
+    if (now_ms - self->window_ms >= 1000) {
+        if (self->logged > per_s)
+            *refused = self->logged - per_s;
+        self->window_ms = now_ms;
+        self->logged = 0;
+    }
+    return self->logged++ < per_s;
+}

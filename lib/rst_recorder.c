@@ -183,8 +183,7 @@ struct rst_recorder_t {
     int m_received, m_bad, m_inserted, m_dups, m_rejected, m_latency, m_pg_errors, m_acks,
         m_ack_fail, m_pending, m_pg_up, m_forwarded, m_forward_fail;
     int64_t next_heartbeat_ms;
-    int64_t bad_window_ms;          //  rate limit of decode-failure logs
-    int bad_logged;
+    rst_log_budget_t bad_logs;      //  rate limit of decode-failure logs
 };
 
 //  Records how long EV took from its birth to its row being committed.
@@ -1016,15 +1015,11 @@ static void
 s_bad_event (rst_recorder_t *self, const char *why)
 {
     rst_metrics_inc (self->metrics, self->m_bad, 1);
-    int64_t now = rst_clock_mono_ms ();
-    if (now - self->bad_window_ms >= 1000) {
-        if (self->bad_logged > S_BAD_LOGS_PER_S)
-            rst_warn (S_CLS, "%d more malformed events were dropped without a log line",
-                      self->bad_logged - S_BAD_LOGS_PER_S);
-        self->bad_window_ms = now;
-        self->bad_logged = 0;
-    }
-    if (self->bad_logged++ < S_BAD_LOGS_PER_S)
+    int refused;
+    int log = rst_log_budget (&self->bad_logs, S_BAD_LOGS_PER_S, rst_clock_mono_ms (), &refused);
+    if (refused)
+        rst_warn (S_CLS, "%d more malformed events were dropped without a log line", refused);
+    if (log)
         rst_warn (S_CLS, "dropped a malformed event: %s", why);
 }
 
