@@ -105,8 +105,25 @@ rt_assert_eq "400 bad request: update_id missing or not a number" "$(post /teleg
 rt_assert_eq "400 bad request: empty body" "$(post /telegram/Hook_Bot -H "$TGH: $TG_SECRET")" "empty body"
 python3 -c 'import sys; sys.stdout.write("{\"update_id\":906,\"pad\":\"" + "x" * (1024 * 1024) + "\"}")' > "$RT_DIR/big.json"
 rt_assert_eq 413 "$(post /telegram/Hook_Bot -H "$TGH: $TG_SECRET" -H 'Expect:' --data-binary @"$RT_DIR/big.json" | cut -d' ' -f1)" "body over 1 MiB"
-head -c 3000000 /dev/zero > "$RT_DIR/huge.bin"
-rt_assert_eq 413 "$(post /telegram/Hook_Bot -H "$TGH: $TG_SECRET" -H 'Expect:' --data-binary @"$RT_DIR/huge.bin" | cut -d' ' -f1)" "body over 2 MiB (h2o's own limit)"
+# h2o answers 413 from the Content-Length alone and closes the connection;
+# a client still uploading may then see a reset instead of the answer, so
+# only the headers are sent here.
+huge_status() {
+  python3 - "$PORT" "$TG_SECRET" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(("POST /telegram/Hook_Bot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "X-Telegram-Bot-Api-Secret-Token: %s\r\nContent-Length: 3000000\r\n\r\n" % sys.argv[2]).encode())
+reply = b""
+while b"\r\n" not in reply:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.split(b" ")[1].decode() if reply.startswith(b"HTTP/1.1 ") else "none")
+PY
+}
+rt_assert_eq 413 "$(huge_status)" "body over 2 MiB (h2o's own limit)"
 sleep 1.5   # a push or a replay would have arrived by now
 rt_assert_eq 0 "$(wc -l < "$PULLED")" "inbox messages after refused requests"
 rt_assert_eq 0 "$(journal_entries)" "inbox journal entries after refused requests"
