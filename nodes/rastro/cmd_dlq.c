@@ -226,6 +226,22 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
     return CMD_OK;
 }
 
+//  Runs the UPDATE or DELETE SQL with PARAMS (two) on a new connection and
+//  puts the number of rows it touched in *N. Returns 0, or -1 (reported).
+static int
+s_change (const rst_config_t *cfg, const char *sql, const char *const *params, long *n)
+{
+    PGconn *conn = cmd_open_db (cfg);
+    if (!conn)
+        return -1;
+    PGresult *res = s_exec (conn, sql, 2, params);
+    if (res)
+        *n = atol (PQcmdTuples (res));
+    PQclear (res);
+    PQfinish (conn);
+    return res ? 0 : -1;
+}
+
 static int
 s_replay (int argc, char **argv, const rst_config_t *cfg)
 {
@@ -233,23 +249,15 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("replay", argc, argv, "iap", &a);
     if (rc)
         return rc;
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return CMD_FAIL;
     const char *params[] = {a.id, a.pixel};
-    PGresult *res = s_exec (conn,
-                            "UPDATE dead_letters SET replay_requested_at = now()"
-                            " WHERE replayed_at IS NULL"
-                            " AND ($1::bigint IS NULL OR id = $1::bigint)"
-                            " AND ($2::text IS NULL OR pixel_id = $2)",
-                            2, params);
-    if (!res) {
-        PQfinish (conn);
+    long n = 0;
+    if (s_change (cfg,
+                  "UPDATE dead_letters SET replay_requested_at = now()"
+                  " WHERE replayed_at IS NULL"
+                  " AND ($1::bigint IS NULL OR id = $1::bigint)"
+                  " AND ($2::text IS NULL OR pixel_id = $2)",
+                  params, &n))
         return CMD_FAIL;
-    }
-    long n = atol (PQcmdTuples (res));
-    PQclear (res);
-    PQfinish (conn);
     if (a.id && n == 0)
         return cmd_fail (CMD_FAIL, "no dead letter %s waiting (already replayed, or unknown: "
                          "rastro "
@@ -266,21 +274,13 @@ s_purge (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("purge", argc, argv, "iad", &a);
     if (rc)
         return rc;
-    PGconn *conn = cmd_open_db (cfg);
-    if (!conn)
-        return CMD_FAIL;
     const char *params[] = {a.id, a.older};
-    PGresult *res = s_exec (conn,
-                            "DELETE FROM dead_letters WHERE ($1::bigint IS NULL OR id = $1::bigint)"
-                            " AND ($2::int IS NULL OR created_at < now() - make_interval(days => $2::int))",
-                            2, params);
-    if (!res) {
-        PQfinish (conn);
+    long n = 0;
+    if (s_change (cfg,
+                  "DELETE FROM dead_letters WHERE ($1::bigint IS NULL OR id = $1::bigint)"
+                  " AND ($2::int IS NULL OR created_at < now() - make_interval(days => $2::int))",
+                  params, &n))
         return CMD_FAIL;
-    }
-    long n = atol (PQcmdTuples (res));
-    PQclear (res);
-    PQfinish (conn);
     if (a.id && n == 0)
         return cmd_fail (CMD_FAIL, "no dead letter %s (rastro dlq list shows them)", a.id);
     printf ("%ld dead letter%s purged\n", n, n == 1 ? "" : "s");
