@@ -24,6 +24,10 @@
                 RETURNING event_id: the ids counted for the first time
         added   the fresh ones, grouped by key, added to analytics_hourly
                 (ON CONFLICT ... DO UPDATE SET x = x + EXCLUDED.x)
+        owners  the owners whose rows moved: pg_notify ('rastro_analytics',
+                '<id>,<id>,...') at most 300 ids a notification, which
+                PostgreSQL delivers at the commit (and never on a rollback);
+                the broadcaster LISTENs and pushes the new numbers live
 
     Rows are written in key order (ids sorted, keys sorted), so two
     aggregators counting at once queue on each other's rows rather than
@@ -96,11 +100,20 @@ static const char *s_count_sql =
     "         purchases = h.purchases + EXCLUDED.purchases,"
     "         revenue_cents = h.revenue_cents + EXCLUDED.revenue_cents,"
     "         updated_at = now ()"
-    "  RETURNING 1"
+    "  RETURNING h.owner_id"
+    "), owners AS ("
+    "  SELECT DISTINCT owner_id FROM added"
     ") "
     "SELECT (SELECT count (*) FROM input), (SELECT count (DISTINCT event_id) FROM src),"
     "       (SELECT count (*) FROM keyed), (SELECT count (*) FROM fresh),"
-    "       (SELECT count (*) FROM added)";
+    "       (SELECT count (*) FROM added),"
+    //  The live feed (rst_broadcaster): one notification per 300 owners
+    //  whose rows moved, payload "id,id,...", delivered at the commit.
+    "       (SELECT count (pg_notify ('rastro_analytics', ids)) FROM ("
+    "          SELECT string_agg (owner_id::text, ',' ORDER BY owner_id) AS ids"
+    "            FROM (SELECT owner_id, (row_number () OVER (ORDER BY owner_id) - 1) / 300 AS g"
+    "                    FROM owners) n"
+    "           GROUP BY g) c)";
 
 static const char *s_begin_sql =
     "SELECT COALESCE ((SELECT caught_up_to - make_interval (secs => $1::int)"
@@ -189,7 +202,7 @@ rst_aggstore_count (PGconn *pg, const char *ids, const char *flags, const char *
     PGresult *res = s_exec (pg, s_count_sql, 4, values, PGRES_TUPLES_OK, &rc, err, errlen);
     if (!res)
         return rc;
-    if (PQntuples (res) != 1 || PQnfields (res) != 5) {
+    if (PQntuples (res) != 1 || PQnfields (res) != 6) {
         snprintf (err, errlen, "count: unexpected result shape");
         PQclear (res);
         return RST_AGGSTORE_RETRY;

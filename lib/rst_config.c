@@ -68,6 +68,17 @@ s_apply (rst_config_t *self, const char *key, const char *value)
             return -1;
         s_copy (self->public_url, sizeof self->public_url, value);
     }
+    else if (!strcmp (key, "web_dir"))
+        s_copy (self->web_dir, sizeof self->web_dir, value);
+    else if (!strcmp (key, "api_threads"))
+        return s_parse_int (value, 1, 64, &self->api_threads) ? -1 : 1;
+    else if (!strcmp (key, "ws_port"))
+        return s_parse_int (value, 1, 65535, &self->ws_port) ? -1 : 1;
+    else if (!strcmp (key, "ws_public_url")) {
+        if (strncmp (value, "ws://", 5) && strncmp (value, "wss://", 6))
+            return -1;
+        s_copy (self->ws_public_url, sizeof self->ws_public_url, value);
+    }
     else if (!strcmp (key, "pg_port"))
         return s_parse_int (value, 1, 65535, &self->pg_port) ? -1 : 1;
     else
@@ -131,6 +142,26 @@ s_default_topology (rst_config_t *self)
     s_copy (self->topology_file, sizeof self->topology_file, "topology/local.ini");
 }
 
+static void
+s_default_web_dir (rst_config_t *self)
+{
+    //  Like the topology: <tree>/web/dist next to <tree>/build*/, else the
+    //  working directory's web/dist (it may not exist: the front then
+    //  answers / with a hint to run scripts/setup).
+    char dir[PATH_MAX];
+    if (rst_config_exe_dir (dir, sizeof dir) == 0) {
+        char path[PATH_MAX + 32];
+        snprintf (path, sizeof path, "%s/../web/dist", dir);
+        char real[PATH_MAX];
+        if (realpath (path, real)) {
+            s_copy (self->web_dir, sizeof self->web_dir, real);
+            return;
+        }
+    }
+    char real[PATH_MAX];
+    s_copy (self->web_dir, sizeof self->web_dir, realpath ("web/dist", real) ? real : "web/dist");
+}
+
 int
 rst_config_load (rst_config_t *self, char *err, size_t errlen)
 {
@@ -156,6 +187,8 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
         return -1;
     }
     s_default_topology (self);
+    self->api_threads = 2;
+    self->ws_port = 8090;
 
     const char *cfg = getenv ("RASTRO_CONFIG");
     if (cfg && *cfg)
@@ -182,7 +215,9 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
 
     static const char *env_keys[] = {"database_url",     "http_port",        "http_threads",
                                      "trusted_proxies",  "telegram_api_url", "meta_graph_url",
-                                     "meta_api_version", "master_key_file",  "topology", "public_url", NULL};
+                                     "meta_api_version", "master_key_file",  "topology", "public_url",
+                                     "web_dir",          "api_threads",      "ws_port",
+                                     "ws_public_url",    NULL};
     for (int i = 0; env_keys[i]; i++) {
         char name[64] = "RASTRO_";
         size_t n = strlen (name);
@@ -202,6 +237,8 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
     if (!self->public_url[0])
         snprintf (self->public_url, sizeof self->public_url, "http://127.0.0.1:%d", self->http_port);
     s_strip_slash (self->public_url);
+    if (!self->web_dir[0])
+        s_default_web_dir (self);
     if (!self->master_key_file[0])
         snprintf (self->master_key_file, sizeof self->master_key_file, "%.*s/master.key",
                   (int) (sizeof self->master_key_file - 16), self->data_dir);
@@ -256,4 +293,7 @@ rst_config_print (const rst_config_t *self, const char *cls)
     rst_info (cls, "master_key_file = %s", self->master_key_file);
     rst_info (cls, "topology = %s", self->topology_file);
     rst_info (cls, "public_url = %s", self->public_url);
+    rst_info (cls, "web_dir = %s, api_threads = %d", self->web_dir, self->api_threads);
+    rst_info (cls, "ws_port = %d, ws_public_url = %s", self->ws_port,
+              self->ws_public_url[0] ? self->ws_public_url : "(derived from the Host header)");
 }

@@ -17,6 +17,14 @@
       RASTRO_TOPOLOGY          topology file (default topology/local.ini next to the binary's tree)
       RASTRO_PUBLIC_URL        base URL the outside reaches the front at (gateway
                                notification URLs; default http://127.0.0.1:<port>)
+      RASTRO_WEB_DIR           the dashboard's built files the front serves at /
+                               (default <exe dir>/../web/dist when it exists, else
+                               web/dist under the working directory)
+      RASTRO_API_THREADS       the front's API workers, each with its own database
+                               connection (default 2)
+      RASTRO_WS_PORT           the broadcaster's WebSocket port (default 8090)
+      RASTRO_WS_PUBLIC_URL     the WebSocket URL the dashboard is told to use
+                               (default ws://<host the page came from>:<ws port>/ws)
 
     The struct is filled once at start and is read-only afterwards, so any
     thread may read it (STYLE.md §5).
@@ -46,6 +54,10 @@ typedef struct {
     char topology_file[PATH_MAX];       //  path of the topology file
     char public_url[RST_URL_MAX];       //  how gateways and Telegram reach the front (no
                                         //  trailing slash); default http://127.0.0.1:<http_port>
+    char web_dir[PATH_MAX];             //  dashboard files served at / (may not exist)
+    int api_threads;                    //  front's API workers
+    int ws_port;                        //  broadcaster's WebSocket port
+    char ws_public_url[RST_URL_MAX];    //  WebSocket URL given to the dashboard, "" = derived
 } rst_config_t;
 
 //  Fills SELF from defaults, the config file and the environment. Returns 0,

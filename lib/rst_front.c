@@ -23,6 +23,7 @@
     parked webhook's body stays valid until it is answered.
 */
 #include "rst_front.h"
+#include "rst_api_server.h"
 #include "rst_click.h"
 #include "rst_clock.h"
 #include "rst_event.h"
@@ -156,6 +157,8 @@ struct rst_front_t {
     atomic_int stop;
     atomic_int snapshot_loaded;         //  1 after the first successful load
     s_metric_ids_t ids;
+    rst_api_t *api;                     //  /api/v1: the API worker pool
+    int has_web;                        //  cfg->web_dir exists: served at /
 };
 
 struct s_thread {
@@ -169,6 +172,7 @@ struct s_thread {
     h2o_socket_t *listener;
     h2o_multithread_receiver_t snapshot_receiver;
     h2o_multithread_receiver_t wake_receiver;
+    h2o_multithread_receiver_t api_receiver;   //  answers from the API workers
     rst_snapshot_t *snapshot;           //  this thread's copy; NULL before the first load
     s_lane_t clicks;                    //  journal, events endpoints
     s_lane_t inbox;                     //  inbox journal, inbox_out endpoints (push NULL if none)
@@ -1021,7 +1025,8 @@ static char *
 s_render_metrics (rst_front_t *front)
 {
     rst_metrics_t **copies = calloc (front->nthreads, sizeof *copies);
-    char *threads_text = NULL, *keeper_text = NULL, *inbox_text = NULL, *text = NULL;
+    char *threads_text = NULL, *keeper_text = NULL, *inbox_text = NULL, *api_text = NULL,
+         *text = NULL;
     if (!copies)
         return NULL;
     for (size_t i = 0; i < front->nthreads; i++) {
@@ -1035,13 +1040,16 @@ s_render_metrics (rst_front_t *front)
     threads_text = rst_metrics_render_many (copies, front->nthreads);
     keeper_text = rst_keeper_render_metrics (front->keeper);
     inbox_text = front->inbox_keeper ? rst_keeper_render_metrics (front->inbox_keeper) : strdup ("");
-    if (threads_text && keeper_text && inbox_text) {
-        size_t a = strlen (threads_text), b = strlen (keeper_text), c = strlen (inbox_text);
-        text = malloc (a + b + c + 1);
+    api_text = front->api ? rst_api_render_metrics (front->api) : strdup ("");
+    if (threads_text && keeper_text && inbox_text && api_text) {
+        size_t a = strlen (threads_text), b = strlen (keeper_text), c = strlen (inbox_text),
+               d = strlen (api_text);
+        text = malloc (a + b + c + d + 1);
         if (text) {
             memcpy (text, threads_text, a);
             memcpy (text + a, keeper_text, b);
-            memcpy (text + a + b, inbox_text, c + 1);
+            memcpy (text + a + b, inbox_text, c);
+            memcpy (text + a + b + c, api_text, d + 1);
         }
     }
 done:
@@ -1051,6 +1059,7 @@ done:
     free (threads_text);
     free (keeper_text);
     free (inbox_text);
+    free (api_text);
     return text;
 }
 
@@ -1071,6 +1080,46 @@ on_metrics (h2o_handler_t *handler, h2o_req_t *req)
     s_respond (req, 200, "OK", body, "text/plain; version=0.0.4", NULL);
     return 0;
 }
+
+// ---------------------------------------------------------------------------
+//  /api/ and the dashboard
+
+static int
+on_api (h2o_handler_t *handler, h2o_req_t *req)
+{
+    s_thread_t *t = H2O_STRUCT_FROM_MEMBER (s_thread_t, ctx, req->conn->ctx);
+    return rst_api_handle (t->front->api, req, &t->api_receiver);
+}
+
+//  / when the dashboard was not built.
+static int
+on_no_dashboard (h2o_handler_t *handler, h2o_req_t *req)
+{
+    s_respond (req, 404, "Not Found",
+               "The dashboard is not built: run scripts/setup (or set RASTRO_WEB_DIR).\n",
+               "text/plain; charset=utf-8", NULL);
+    return 0;
+}
+
+//  Security headers of every answer under / (static files and their 404s).
+static h2o_iovec_t s_hdr_nosniff = {H2O_STRLIT ("x-content-type-options")};
+static h2o_iovec_t s_hdr_frame = {H2O_STRLIT ("x-frame-options")};
+static h2o_iovec_t s_hdr_referrer = {H2O_STRLIT ("referrer-policy")};
+static h2o_iovec_t s_hdr_csp = {H2O_STRLIT ("content-security-policy")};
+static h2o_iovec_t s_hdr_cache = {H2O_STRLIT ("cache-control")};
+static h2o_headers_command_t s_web_headers[] = {
+    {H2O_HEADERS_CMD_SET, &s_hdr_nosniff, {H2O_STRLIT ("nosniff")}},
+    {H2O_HEADERS_CMD_SET, &s_hdr_frame, {H2O_STRLIT ("DENY")}},
+    {H2O_HEADERS_CMD_SET, &s_hdr_referrer, {H2O_STRLIT ("same-origin")}},
+    //  Alpine.js evaluates its attribute expressions: 'unsafe-eval'.
+    {H2O_HEADERS_CMD_SET, &s_hdr_csp,
+     {H2O_STRLIT ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' "
+                  "'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; "
+                  "frame-ancestors 'none'")}},
+    //  Revalidate (ETag / Last-Modified): a rebuilt dashboard shows at once.
+    {H2O_HEADERS_CMD_SETIFEMPTY, &s_hdr_cache, {H2O_STRLIT ("no-cache")}},
+    {H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}},
+};
 
 // ---------------------------------------------------------------------------
 //  HTTP threads
@@ -1131,6 +1180,7 @@ s_http_main (void *arg)
     h2o_context_init (&t->ctx, h2o_evloop_create (), &front->h2o_config);
     h2o_multithread_register_receiver (t->ctx.queue, &t->snapshot_receiver, s_on_snapshot);
     h2o_multithread_register_receiver (t->ctx.queue, &t->wake_receiver, s_on_wake);
+    h2o_multithread_register_receiver (t->ctx.queue, &t->api_receiver, rst_api_receive);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = front->h2o_config.hosts;
     t->flush_entry.cb = s_flush;
@@ -1166,6 +1216,11 @@ s_http_main (void *arg)
         s_on_snapshot (&t->snapshot_receiver, &t->snapshot_receiver._messages);
     h2o_multithread_unregister_receiver (t->ctx.queue, &t->snapshot_receiver);
     h2o_multithread_unregister_receiver (t->ctx.queue, &t->wake_receiver);
+    //  The API workers were stopped before the loops (rst_front_destroy):
+    //  answer what they posted last.
+    if (!h2o_linklist_is_empty (&t->api_receiver._messages))
+        rst_api_receive (&t->api_receiver, &t->api_receiver._messages);
+    h2o_multithread_unregister_receiver (t->ctx.queue, &t->api_receiver);
     return NULL;
 }
 
@@ -1295,6 +1350,23 @@ rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance
     h2o_create_handler (pc, sizeof (h2o_handler_t))->on_req = on_healthz;
     pc = h2o_config_register_path (host, "/metrics", 0);
     h2o_create_handler (pc, sizeof (h2o_handler_t))->on_req = on_metrics;
+    pc = h2o_config_register_path (host, "/api/", 0);
+    h2o_create_handler (pc, sizeof (h2o_handler_t))->on_req = on_api;
+    //  The dashboard's static files, last: the first registered prefix wins.
+    struct stat web;
+    self->has_web = stat (cfg->web_dir, &web) == 0 && S_ISDIR (web.st_mode);
+    pc = h2o_config_register_path (host, "/", 0);
+    if (self->has_web)
+        h2o_file_register (pc, cfg->web_dir, NULL, NULL, 0);
+    else {
+        h2o_create_handler (pc, sizeof (h2o_handler_t))->on_req = on_no_dashboard;
+        rst_warn ("front", "web_dir %s does not exist: / answers 404 (run scripts/setup)",
+                  cfg->web_dir);
+    }
+    h2o_headers_register (pc, s_web_headers);
+    self->api = rst_api_new (cfg, cfg->api_threads, err, errlen);
+    if (!self->api)
+        goto fail;
 
     char journal_dir[PATH_MAX];
     if (rst_topology_get (topo, "front", instance, "journal", journal_dir, sizeof journal_dir)) {
@@ -1414,9 +1486,12 @@ rst_front_destroy (rst_front_t **self_p)
     rst_front_t *self = *self_p;
     if (!self)
         return;
-    atomic_store (&self->stop, 1);
-    //  The snapshot thread sends to the HTTP threads: stop it first.
+    //  The snapshot thread and the API workers send to the HTTP threads:
+    //  stop them while the loops still run (a loop that sees `stop` exits
+    //  and unregisters its receivers). Queued API requests are answered 503.
     rst_pgwatch_destroy (&self->watch);
+    rst_api_stop (self->api);
+    atomic_store (&self->stop, 1);
     for (size_t i = 0; self->threads && i < self->nthreads; i++)
         if (self->threads[i].started)
             h2o_multithread_send_message (&self->threads[i].wake_receiver, NULL);
@@ -1447,6 +1522,7 @@ rst_front_destroy (rst_front_t **self_p)
         pthread_mutex_destroy (&t->lock);
     }
     free (self->threads);
+    rst_api_destroy (&self->api);
     rst_keeper_destroy (&self->inbox_keeper);
     rst_keeper_destroy (&self->keeper);
     if (self->zmq_ctx)

@@ -34,7 +34,20 @@
                             not configured"). Bodies over 2 MiB get h2o's own
                             413 before any handler runs.
       GET /healthz          200 "ok" once pools are loaded, else 503.
-      GET /metrics          Prometheus text of every thread and the keeper.
+      GET /metrics          Prometheus text of every thread, the keepers and
+                            the API pool (rastro_api_*).
+      /api/v1/...           the dashboard's JSON API (rst_api_server.h): each
+                            request is copied into a job for the API worker
+                            pool (RASTRO_API_THREADS threads, one PGconn each)
+                            and answered when a worker posts it back; the
+                            event loops never wait for PostgreSQL.
+      /                     the dashboard's static files from RASTRO_WEB_DIR
+                            (h2o's file handler) with nosniff, X-Frame-Options
+                            DENY, Referrer-Policy same-origin and a CSP
+                            (script-src 'self' 'unsafe-eval' for Alpine.js);
+                            404 with a hint to run scripts/setup when the
+                            directory does not exist.
+      The routes above are registered in this order, first prefix wins.
 
     Click path: on_go validates and picks the bot from the thread's own
     snapshot copy, builds the click in the request's memory pool, and parks

@@ -5,17 +5,26 @@
     node's heartbeat file once a second. The signals are blocked in every
     thread and taken here with sigtimedwait.
 */
+#include "rst_api_server.h"
 #include "rst_front.h"
 #include "rst_log.h"
 #include "rst_node.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int
 main (int argc, char **argv)
 {
+    //  --list-routes: every API route as "METHOD PATTERN FLAGS", for tests.
+    for (int i = 1; i < argc; i++)
+        if (!strcmp (argv[i], "--list-routes")) {
+            rst_api_list_routes (stdout);
+            return 0;
+        }
     rst_node_t node;
     int rc = rst_node_start (
         &node, "front",
@@ -24,7 +33,10 @@ main (int argc, char **argv)
         "notices: mercadopago, pushinpay, syncpay), both authenticated and fsynced into the\n"
         "inbox journal before the 200, then handed to the bots node; /healthz and /metrics;\n"
         "on RASTRO_HTTP_PORT (default 8080) with RASTRO_HTTP_THREADS event loops (default:\n"
-        "one per core).",
+        "one per core). The dashboard's JSON API under /api/v1 (RASTRO_API_THREADS workers)\n"
+        "and its static files at / (RASTRO_WEB_DIR).\n\n"
+        "  --list-routes    print every API route as \"METHOD PATTERN FLAGS\" and exit\n"
+        "                   (FLAGS: public, session, or session,csrf)",
         argc, argv);
     if (rc != RST_NODE_RUN)
         return rc;

@@ -12,6 +12,7 @@
 */
 #include "commands.h"
 #include "rst_db.h"
+#include "rst_dlq.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -226,8 +227,8 @@ s_show (int argc, char **argv, const rst_config_t *cfg)
     return CMD_OK;
 }
 
-//  Runs the UPDATE or DELETE SQL with PARAMS (two) on a new connection and
-//  puts the number of rows it touched in *N. Returns 0, or -1 (reported).
+//  Runs the DELETE SQL with PARAMS (two) on a new connection and puts the
+//  number of rows it touched in *N. Returns 0, or -1 (reported).
 static int
 s_change (const rst_config_t *cfg, const char *sql, const char *const *params, long *n)
 {
@@ -249,15 +250,20 @@ s_replay (int argc, char **argv, const rst_config_t *cfg)
     int rc = s_parse ("replay", argc, argv, "iap", &a);
     if (rc)
         return rc;
-    const char *params[] = {a.id, a.pixel};
+    //  rst_dlq_replay reads id 0 as "any id": id 0 exists nowhere.
+    long long id = a.id ? atoll (a.id) : 0;
     long n = 0;
-    if (s_change (cfg,
-                  "UPDATE dead_letters SET replay_requested_at = now()"
-                  " WHERE replayed_at IS NULL"
-                  " AND ($1::bigint IS NULL OR id = $1::bigint)"
-                  " AND ($2::text IS NULL OR pixel_id = $2)",
-                  params, &n))
-        return CMD_FAIL;
+    if (!a.id || id > 0) {
+        PGconn *conn = cmd_open_db (cfg);
+        if (!conn)
+            return CMD_FAIL;
+        char err[CMD_ERR_MAX];
+        //  The same statement as the API's POST /dlq/{id}/replay (rst_dlq.c).
+        rc = rst_dlq_replay (conn, 0, id, a.pixel, &n, err, sizeof err);
+        PQfinish (conn);
+        if (rc)
+            return cmd_fail (CMD_FAIL, "%s", err);
+    }
     if (a.id && n == 0)
         return cmd_fail (CMD_FAIL, "no dead letter %s waiting (already replayed, or unknown: "
                          "rastro "

@@ -18,7 +18,7 @@
       delivery  exactly one of a group/channel id (negative int64) or a
                 text of 1 to 4096 characters
       welcome   a UTF-8 file of 1 to 4096 bytes using only the HTML that
-                Telegram's parse_mode=HTML accepts (s_check_html), tags
+                Telegram's parse_mode=HTML accepts (rst_offer_check_html), tags
                 balanced, '<' and '&' escaped
       photo     a PNG or JPEG (magic bytes), at most 10 MB, stored as is
       bot       exists and belongs to the owner (--owner, else the only user)
@@ -27,6 +27,7 @@
     upload). Triggers NOTIFY rastro_config, so the bots node follows.
 */
 #include "commands.h"
+#include "rst_offer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,15 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_NAME_MAX      128             //  characters (offers.name CHECK)
-#define S_TEXT_MAX      4096            //  characters of --deliver-text (Telegram's message limit)
-#define S_WELCOME_MAX   4096            //  bytes of --welcome-file
+#define S_WELCOME_MAX   RST_OFFER_WELCOME_MAX   //  bytes of --welcome-file
 #define S_PHOTO_MAX     (10 * 1024 * 1024)   //  bytes (Telegram's sendPhoto upload limit)
-#define S_PRICE_MIN     50              //  centavos (PushinPay's minimum charge)
-#define S_PRICE_MAX     100000000       //  centavos: R$ 1,000,000.00
+#define S_PRICE_MIN     RST_OFFER_PRICE_MIN     //  centavos
+#define S_PRICE_MAX     RST_OFFER_PRICE_MAX     //  centavos: R$ 1,000,000.00
 #define S_ID_DIGITS     18              //  an offer id fits in a bigint
-#define S_HTML_DEPTH    32              //  nesting levels s_check_html follows
-#define S_TAG_MAX       16              //  longest tag name worth reporting in full
 
 //  ---------------------------------------------------------------------------
 //  Checks
@@ -84,20 +81,14 @@ s_parse_price (const char *text, long *cents)
     return CMD_OK;
 }
 
-//  Checks an offer name. Returns CMD_OK or CMD_USAGE after printing why.
+//  Checks an offer name (rst_offer_check_name). Returns CMD_OK or
+//  CMD_USAGE after printing why.
 static int
 s_check_name (const char *name)
 {
-    long chars = cmd_utf8_chars (name, strlen (name));
-    if (chars < 0)
-        return cmd_fail (CMD_USAGE, "--name is not valid UTF-8 text");
-    if (chars < 1 || chars > S_NAME_MAX)
-        return cmd_fail (CMD_USAGE, "--name must have 1 to %d characters (it has %ld)", S_NAME_MAX,
-                         chars);
-    for (const char *s = name; *s; s++)
-        if ((unsigned char) *s < ' ' || *s == 127)
-            return cmd_fail (CMD_USAGE, "--name holds a control character (a line break or a "
-                             "tab?): the name is one line, the buy button's text");
+    char err[CMD_ERR_MAX];
+    if (rst_offer_check_name (name, "--name", err, sizeof err))
+        return cmd_fail (CMD_USAGE, "%s", err);
     return CMD_OK;
 }
 
@@ -117,238 +108,15 @@ s_check_chat (const char *text)
     return CMD_OK;
 }
 
-//  Checks --deliver-text. Returns CMD_OK or CMD_USAGE after printing why.
+//  Checks --deliver-text (rst_offer_check_text). Returns CMD_OK or
+//  CMD_USAGE after printing why.
 static int
 s_check_text (const char *text)
 {
-    long chars = cmd_utf8_chars (text, strlen (text));
-    if (chars < 0)
-        return cmd_fail (CMD_USAGE, "--deliver-text is not valid UTF-8 text");
-    if (chars < 1 || chars > S_TEXT_MAX)
-        return cmd_fail (CMD_USAGE, "--deliver-text must have 1 to %d characters (it has %ld)",
-                         S_TEXT_MAX, chars);
+    char err[CMD_ERR_MAX];
+    if (rst_offer_check_text (text, "--deliver-text", err, sizeof err))
+        return cmd_fail (CMD_USAGE, "%s", err);
     return CMD_OK;
-}
-
-//  The tags Telegram's parse_mode=HTML knows (core.telegram.org/bots/api#html-style).
-static const char *const s_tags[] = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del",
-                                     "span", "tg-spoiler", "a", "code", "pre", "blockquote",
-                                     NULL};
-
-#define S_TAGS_ALLOWED "b, strong, i, em, u, ins, s, strike, del, span class=\"tg-spoiler\", " \
-                       "tg-spoiler, a href, code, pre, blockquote"
-
-//  Parses an attribute value at *P (quoted with " or ', or bare) into
-//  VALUE (VALUELEN bytes, truncated). Returns 0 with *P past it, or -1.
-static int
-s_attr_value (const char **p, char *value, size_t valuelen)
-{
-    const char *s = *p;
-    size_t n = 0;
-    if (*s == '"' || *s == '\'') {
-        char quote = *s++;
-        for (; *s && *s != quote; s++)
-            if (n + 1 < valuelen)
-                value[n++] = *s;
-        if (*s != quote)
-            return -1;
-        s++;
-    }
-    else {
-        for (; *s && !isspace ((unsigned char) *s) && *s != '>'; s++) {
-            if (strchr ("\"'<=`", *s))
-                return -1;
-            if (n + 1 < valuelen)
-                value[n++] = *s;
-        }
-        if (n == 0)
-            return -1;
-    }
-    value[n] = 0;
-    *p = s;
-    return 0;
-}
-
-//  Checks one tag at HTML[*I] (a '<'). Pushes or pops STACK (depth
-//  *DEPTH). Returns 0 with *I at the '>' or -1 with a reason in ERR.
-static int
-s_check_tag (const char *html, size_t *i, char stack[][S_TAG_MAX + 1], int *depth, char *err,
-             size_t errlen)
-{
-    const char *s = html + *i + 1;
-    int closing = *s == '/';
-    if (closing)
-        s++;
-    char name[S_TAG_MAX + 1];
-    size_t n = 0, full = 0;
-    for (; isalnum ((unsigned char) *s) || *s == '-'; s++, full++)
-        if (n < S_TAG_MAX)
-            name[n++] = (char) tolower ((unsigned char) *s);
-    name[n] = 0;
-    if (full == 0) {
-        snprintf (err, errlen, "a '<' that starts no tag: write &lt; for a literal '<'");
-        return -1;
-    }
-    int known = 0;
-    for (const char *const *t = s_tags; *t && !known; t++)
-        known = full <= S_TAG_MAX && !strcmp (*t, name);
-    if (!known) {
-        snprintf (err, errlen, "tag <%s%s> is not allowed by Telegram (allowed: %s)", name,
-                  full > S_TAG_MAX ? "..." : "", S_TAGS_ALLOWED);
-        return -1;
-    }
-    //  Attributes: a href (required), span class="tg-spoiler" (required),
-    //  code class="language-..." and blockquote expandable (optional).
-    int has_href = 0, has_spoiler = 0;
-    while (1) {
-        int space = isspace ((unsigned char) *s);
-        while (isspace ((unsigned char) *s))
-            s++;
-        if (*s == '>' || *s == 0)
-            break;
-        char attr[S_TAG_MAX + 1], value[256];
-        size_t an = 0;
-        for (; isalpha ((unsigned char) *s) || *s == '-'; s++)
-            if (an < S_TAG_MAX)
-                attr[an++] = (char) tolower ((unsigned char) *s);
-        attr[an] = 0;
-        value[0] = 0;
-        int has_value = 0;
-        if (an > 0 && *s == '=') {
-            s++;
-            if (s_attr_value (&s, value, sizeof value)) {
-                snprintf (err, errlen, "tag <%s>: attribute %s has a malformed value", name, attr);
-                return -1;
-            }
-            has_value = 1;
-        }
-        if (an == 0 || !space) {
-            snprintf (err, errlen, "tag <%s%s> is malformed (a tag is <name attribute=\"value\">)",
-                      closing ? "/" : "", name);
-            return -1;
-        }
-        if (closing) {
-            snprintf (err, errlen, "closing tag </%s> has attributes", name);
-            return -1;
-        }
-        if (!strcmp (name, "a") && !strcmp (attr, "href") && !value[0]) {
-            snprintf (err, errlen, "tag <a>: href is empty (write href=\"https://...\")");
-            return -1;
-        }
-        if (!strcmp (name, "a") && !strcmp (attr, "href") && !has_href)
-            has_href = 1;
-        else if (!strcmp (name, "span") && !strcmp (attr, "class")
-                 && !strcmp (value, "tg-spoiler") && !has_spoiler)
-            has_spoiler = 1;
-        else if (!strcmp (name, "code") && !strcmp (attr, "class")
-                 && !strncmp (value, "language-", 9) && value[9])
-            ;
-        else if (!strcmp (name, "blockquote") && !strcmp (attr, "expandable") && !has_value)
-            ;
-        else {
-            snprintf (err, errlen, "tag <%s>: attribute %s%s%s is not allowed by Telegram "
-                      "(allowed: %s)", name, attr, has_value ? "=" : "",
-                      has_value ? "..." : "", S_TAGS_ALLOWED);
-            return -1;
-        }
-    }
-    if (*s != '>') {
-        snprintf (err, errlen, "tag <%s%s> is not closed with '>'", closing ? "/" : "", name);
-        return -1;
-    }
-    if (!closing && !strcmp (name, "a") && !has_href) {
-        snprintf (err, errlen, "tag <a> needs href=\"...\"");
-        return -1;
-    }
-    if (!closing && !strcmp (name, "span") && !has_spoiler) {
-        snprintf (err, errlen, "tag <span> needs class=\"tg-spoiler\" (the only span Telegram "
-                  "knows)");
-        return -1;
-    }
-    if (closing) {
-        if (*depth == 0) {
-            snprintf (err, errlen, "</%s> closes nothing", name);
-            return -1;
-        }
-        if (strcmp (stack[*depth - 1], name)) {
-            snprintf (err, errlen, "</%s> closes <%s>: close tags in the reverse order you "
-                      "opened them", name, stack[*depth - 1]);
-            return -1;
-        }
-        (*depth)--;
-    }
-    else {
-        if (*depth == S_HTML_DEPTH) {
-            snprintf (err, errlen, "tags are nested more than %d deep", S_HTML_DEPTH);
-            return -1;
-        }
-        snprintf (stack[(*depth)++], S_TAG_MAX + 1, "%s", name);
-    }
-    *i = (size_t) (s - html);
-    return 0;
-}
-
-//  The named entities Telegram's HTML knows (all numeric ones work too).
-static const char *const s_entities[] = {"lt", "gt", "amp", "quot", NULL};
-
-//  Checks that HTML (NUL-terminated) is text Telegram accepts with
-//  parse_mode=HTML: only its tags and attributes, tags balanced, '<' and
-//  '&' escaped (entities &lt; &gt; &amp; &quot; and numeric ones), and some
-//  visible text. Returns 0, or -1 with "line N: reason" in ERR.
-static int
-s_check_html (const char *html, char *err, size_t errlen)
-{
-    char stack[S_HTML_DEPTH][S_TAG_MAX + 1];
-    int depth = 0, line = 1, visible = 0;
-    char why[512];
-    for (size_t i = 0; html[i]; i++) {
-        char c = html[i];
-        if (c == '\n')
-            line++;
-        else if (c == '<') {
-            size_t start = i;
-            if (s_check_tag (html, &i, stack, &depth, why, sizeof why))
-                goto fail;
-            for (size_t k = start; k < i; k++)
-                line += html[k] == '\n';
-        }
-        else if (c == '&') {
-            const char *s = html + i + 1;
-            size_t n = 0;
-            if (*s == '#') {
-                int hex = s[1] == 'x' || s[1] == 'X';
-                n = 1 + hex;
-                size_t digits = hex ? strspn (s + n, "0123456789abcdefABCDEF")
-                                    : strspn (s + n, "0123456789");
-                n = digits >= 1 && digits <= 7 ? n + digits : 0;
-            }
-            else
-                for (const char *const *e = s_entities; *e && !n; e++)
-                    if (!strncmp (s, *e, strlen (*e)))
-                        n = strlen (*e);
-            if (n == 0 || s[n] != ';') {
-                snprintf (why, sizeof why, "'&' starts no entity Telegram knows: write &amp; for "
-                          "a literal '&' (entities: &lt; &gt; &amp; &quot; &#NNN;)");
-                goto fail;
-            }
-            i += n + 1;
-            visible = 1;
-        }
-        else if (!isspace ((unsigned char) c))
-            visible = 1;
-    }
-    if (depth > 0) {
-        snprintf (err, errlen, "<%s> is never closed", stack[depth - 1]);
-        return -1;
-    }
-    if (!visible) {
-        snprintf (err, errlen, "it has no visible text (Telegram refuses empty messages)");
-        return -1;
-    }
-    return 0;
-fail:
-    snprintf (err, errlen, "line %d: %s", line, why);
-    return -1;
 }
 
 //  Reads and checks --welcome-file PATH into *HTML_P (the caller's, free()):
@@ -362,12 +130,12 @@ s_read_welcome (const char *path, char **html_p)
     if (rc)
         return rc;
     char *html = *html_p, err[CMD_ERR_MAX];
-    if (memchr (html, 0, len) || cmd_utf8_chars (html, len) < 0)
+    if (memchr (html, 0, len) || rst_offer_utf8_chars (html, len) < 0)
         rc = cmd_fail (CMD_USAGE, "--welcome-file %s is not UTF-8 text", path);
     else {
         while (len > 0 && isspace ((unsigned char) html[len - 1]))
             html[--len] = 0;
-        if (s_check_html (html, err, sizeof err))
+        if (rst_offer_check_html (html, err, sizeof err))
             rc = cmd_fail (CMD_USAGE, "--welcome-file %s: %s", path, err);
     }
     if (rc) {

@@ -53,6 +53,12 @@ int cmd_bot_webhook (int argc, char **argv, const rst_config_t *cfg);
 extern const cmd_group_t cmd_payment_group;
 extern const cmd_group_t cmd_lead_group;
 
+//  cmd_spend.c: `rastro adaccount add|list|remove|set` (Meta ad accounts whose
+//  spend the optimizer reads; tokens sealed at rest) and `rastro spend
+//  set|list` (manual spend per pool and day; every spend).
+extern const cmd_group_t cmd_adaccount_group;
+extern const cmd_group_t cmd_spend_group;
+
 //  The other commands are one function each: they get the arguments after
 //  their own name (argv[0] is the command) and print their own --help.
 

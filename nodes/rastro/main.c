@@ -32,6 +32,9 @@ static const s_command_t s_commands[] = {
     {"payment", NULL, &cmd_payment_group,
      "list PIX charges and their deliveries; redeliver a failed one"},
     {"lead", NULL, &cmd_lead_group, "list leads (the Telegram users who started a bot)"},
+    {"adaccount", NULL, &cmd_adaccount_group,
+     "add, list, remove or set Meta ad accounts (spend from Insights; token encrypted)"},
+    {"spend", NULL, &cmd_spend_group, "set manual spend per pool and day; list every spend"},
     {"dlq", cmd_dlq, NULL, "list, show, replay or purge dead letters (events Meta refused)"},
     {"db", cmd_db, NULL, "start/stop the private PostgreSQL, apply migrations, open psql"},
     {NULL, NULL, NULL, NULL},
@@ -43,7 +46,7 @@ s_usage (FILE *out)
     fprintf (out, "usage: rastro <command> [options]   (rastro <command> --help for more)\n\n"
                   "commands:\n");
     for (const s_command_t *c = s_commands; c->name; c++)
-        fprintf (out, "  %-8s %s\n", c->name, c->summary);
+        fprintf (out, "  %-9s %s\n", c->name, c->summary);
     fprintf (out, "\nenvironment: RASTRO_DATA_DIR (default ./var), RASTRO_DATABASE_URL, "
                   "RASTRO_HTTP_PORT,\nRASTRO_TRUSTED_PROXIES, RASTRO_TELEGRAM_API_URL, "
                   "RASTRO_META_GRAPH_URL, RASTRO_META_API_VERSION,\nRASTRO_MASTER_KEY_FILE, "

@@ -65,6 +65,45 @@ Control API (tests only, never sent by rastro):
         "reset"      resets the TCP connection without an answer
         "malformed"  HTTP 200 with a non-JSON body ("body" to choose it)
 
+Marketing API Insights (spend per campaign and day, reference §8):
+
+    GET /{version}/act_<account>/insights?level=campaign
+        &fields=campaign_id,campaign_name,spend,account_currency
+        &time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}&time_increment=1[&limit=N]
+        token: Authorization: Bearer <token> (or OAuth <token>), or access_token=
+    -> 200 {"data":[{campaign_id, campaign_name, spend ("12.34"), account_currency,
+                     date_start, date_stop}, ...],
+            "paging":{"cursors":{"before","after"},"next":"http://<host>/...&after=<cursor>"}}
+       (next only when more rows follow; an absolute URL to this fake, with
+       access_token only when the request carried it in the query, like Meta)
+       and the usage headers X-Business-Use-Case-Usage, X-App-Usage,
+       X-Ad-Account-Usage and X-FB-Ads-Insights-Throttle at the account's usage_pct.
+    Errors: unknown account 100/33; no token 190; another token 190/463; a bad
+    level, time_increment, fields or time_range 100.
+
+    POST /_fake/insights  JSON, every key optional:
+        {"account": "<id>",                 the account the keys below are for
+         "token": "<token>",                the token it accepts
+         "rows": [{"day" | "date_start", "campaign_id", "campaign_name",
+                   "spend" (string as Meta writes it), "account_currency"}, ...],
+                                            replace its rows (sorted by day, campaign)
+         "page_size": N,                    rows per page (default 25; limit= lowers it)
+         "usage_pct": P, "regain_minutes": M,   usage headers of every reply
+         "faults": [IFAULT, ...],           appended (for "account", else every account)
+         "clear_faults": true, "reset_calls": true, "reset": true (forget accounts too)}
+      IFAULT = {"kind": K, "count": N (default 1) | "seconds": S}; K is one of
+        "token"      400 190/463
+        "throttle"   400 with "code" (default 17, subcode 2446079; 80004 = BUC) and
+                     every usage header at 100, estimated_time_to_regain_access =
+                     "wait_minutes" (default 1)
+        "status"     HTTP "status" (default 500), Graph error code 2, is_transient
+        "malformed"  HTTP 200 with "body" (default "<html>OK</html>")
+        "bad_row"    HTTP 200 with a row whose spend is not an amount
+        "foreign_next"  a next link to another host (http://attacker.invalid/...)
+    GET /_fake/insights/calls[?account=ID] -> [{"account","since","until","after",
+                     "auth" ("header"|"query"|null),"token_ok","status","code",
+                     "fault","time"}, ...] every Insights request (never a token)
+
 The access log never shows a token (access_token=*** in paths).
 """
 
@@ -93,6 +132,9 @@ HEX64_ANY = re.compile(r"^[0-9a-fA-F]{64}$")
 FBC = re.compile(r"^fb\.[0-9]\.[0-9]{10,16}\.[^.\s]+(\.[^.\s]+)?$")
 FBP = re.compile(r"^fb\.[0-9]\.[0-9]{10,16}\.[0-9]+(\.[^.\s]+)?$")
 PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/([0-9]{1,32})/events/?$")
+INSIGHTS_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/act_([0-9]{1,32})/insights/?$")
+INSIGHTS_FAULTS = {"token", "throttle", "status", "malformed", "bad_row", "foreign_next"}
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s]*")
 FAULT_KINDS = {"status", "timeout", "throttle", "token", "reject", "slow", "reset", "malformed"}
 
@@ -134,6 +176,9 @@ class State:
         self.lock = threading.Lock()
         self.tokens = {}        # pixel -> token
         self.faults = []        # dicts, see the module doc
+        self.accounts = {}      # ad account -> {"token","rows","page_size","usage_pct",...}
+        self.ifaults = []       # Insights faults (dicts with "account" or not)
+        self.icalls = []        # every Insights request
         self.reset()
 
     def reset(self):
@@ -159,6 +204,35 @@ class State:
                     f["_left"] -= 1
                 return dict(f)
         return None
+
+    def take_ifault(self, account):
+        """Returns the Insights fault that applies to ACCOUNT's request (one use), or None."""
+        now = time.time()
+        with self.lock:
+            self.ifaults = [f for f in self.ifaults
+                            if f.get("_left", 1) > 0 and f.get("_until", now + 1) > now]
+            for f in self.ifaults:
+                if f.get("account") not in (None, account):
+                    continue
+                if "_left" in f:
+                    f["_left"] -= 1
+                return dict(f)
+        return None
+
+    def add_ifault(self, f, account):
+        if f.get("kind") not in INSIGHTS_FAULTS:
+            raise ValueError("unknown Insights fault kind %r" % f.get("kind"))
+        f = dict(f)
+        if account is not None and "account" not in f:
+            f["account"] = account
+        if f.get("account") is not None:
+            f["account"] = str(f["account"])
+        if "seconds" in f:
+            f["_until"] = time.time() + float(f["seconds"])
+        else:
+            f["_left"] = int(f.get("count", 1))
+        with self.lock:
+            self.ifaults.append(f)
 
     def add_fault(self, f):
         if f.get("kind") not in FAULT_KINDS:
@@ -318,6 +392,15 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/requests":
             with st.lock:
                 return self.reply(200, list(st.requests))
+        if url.path == "/_fake/insights/calls":
+            with st.lock:
+                calls = list(st.icalls)
+            if "account" in q:
+                calls = [c for c in calls if c["account"] == q["account"][0]]
+            return self.reply(200, calls)
+        m = INSIGHTS_PATH.match(url.path)
+        if m:
+            return self.insights_get(m.group(2), url.query)
         if PATH.match(url.path):
             return self.reply(400, GraphError(100, 0, "Unsupported get request.").body())
         return self.reply(404, {"error": {"message": "Unknown path", "code": 803}})
@@ -349,6 +432,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         if url.path == "/_fake/config":
             return self.control(body)
+        if url.path == "/_fake/insights":
+            return self.insights_control(body)
         m = PATH.match(url.path)
         if not m:
             return self.reply(400, GraphError(100, 0, "Unsupported post request.").body())
@@ -511,6 +596,166 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, raw=str(f.get("body", "<html>OK</html>")).encode())
             return True
         return False
+
+
+    # -- Marketing API Insights -------------------------------------------
+    def insights_control(self, body):
+        st = self.server.state
+        try:
+            cfg = json.loads(body or b"{}")
+            if not isinstance(cfg, dict):
+                raise ValueError("config must be an object")
+            account = cfg.get("account")
+            account = str(account) if account is not None else None
+            with st.lock:
+                if cfg.get("reset"):
+                    st.accounts, st.ifaults, st.icalls = {}, [], []
+                if cfg.get("reset_calls"):
+                    st.icalls = []
+                if cfg.get("clear_faults"):
+                    st.ifaults = []
+                if account is not None:
+                    acc = st.accounts.setdefault(account, {"token": None, "rows": [],
+                                                           "page_size": 25, "usage_pct": 5,
+                                                           "regain_minutes": 0})
+                    if "token" in cfg:
+                        acc["token"] = str(cfg["token"])
+                    for key in ("page_size", "usage_pct", "regain_minutes"):
+                        if key in cfg:
+                            acc[key] = int(cfg[key])
+                    if "rows" in cfg:
+                        rows = []
+                        for r in cfg["rows"]:
+                            day = r.get("date_start") or r.get("day")
+                            if not isinstance(day, str) or not DAY.match(day):
+                                raise ValueError("row without a day: %r" % r)
+                            row = {"campaign_id": str(r["campaign_id"]),
+                                   "campaign_name": r.get("campaign_name", ""),
+                                   "spend": r.get("spend", "0"),
+                                   "account_currency": r.get("account_currency", "BRL"),
+                                   "date_start": day, "date_stop": r.get("date_stop", day)}
+                            rows.append(row)
+                        rows.sort(key=lambda x: (x["date_start"], x["campaign_id"]))
+                        acc["rows"] = rows
+            for f in cfg.get("faults") or []:
+                st.add_ifault(f, account)
+        except (ValueError, TypeError, KeyError) as e:
+            return self.reply(400, {"ok": False, "error": str(e)})
+        return self.reply(200, {"ok": True})
+
+    def usage_headers(self, account, pct, regain_minutes):
+        return {
+            "X-Business-Use-Case-Usage": json.dumps(
+                {account: [{"type": "ads_insights", "call_count": pct,
+                            "total_cputime": max(1, pct // 2), "total_time": pct // 2,
+                            "estimated_time_to_regain_access": regain_minutes,
+                            "ads_api_access_tier": "standard_access"}]}),
+            "X-App-Usage": json.dumps({"call_count": pct // 3, "total_cputime": 1,
+                                       "total_time": 1}),
+            "X-Ad-Account-Usage": json.dumps({"acc_id_util_pct": pct,
+                                              "reset_time_duration": regain_minutes * 60}),
+            "X-FB-Ads-Insights-Throttle": json.dumps({"app_id_util_pct": pct // 3,
+                                                      "acc_id_util_pct": pct}),
+        }
+
+    def insights_get(self, account, query):
+        st = self.server.state
+        params = urllib.parse.parse_qs(query)
+        auth_header = self.headers.get("Authorization") or ""
+        token, auth = None, None
+        m = re.match(r"^(?:Bearer|OAuth)\s+(\S+)$", auth_header)
+        if m:
+            token, auth = m.group(1), "header"
+        elif "access_token" in params:
+            token, auth = params["access_token"][0], "query"
+        since = until = None
+        try:
+            tr = json.loads(params.get("time_range", ["null"])[0])
+            if isinstance(tr, dict):
+                since, until = tr.get("since"), tr.get("until")
+        except ValueError:
+            pass
+        after = params.get("after", [None])[0]
+        call = {"account": account, "since": since, "until": until, "after": after,
+                "auth": auth, "token_ok": False, "status": 0, "code": 0, "fault": None,
+                "time": time.time()}
+
+        def answer(status, obj=None, raw=None, headers=None, code=0):
+            call["status"], call["code"] = status, code
+            with st.lock:
+                st.icalls.append(call)
+            self.reply(status, obj, raw=raw, headers=headers)
+
+        with st.lock:
+            acc = st.accounts.get(account)
+            acc = dict(acc) if acc else None
+        if acc is not None:
+            call["token_ok"] = token is not None and token == acc["token"]
+        fault = st.take_ifault(account)
+        if fault:
+            call["fault"] = fault["kind"]
+            kind = fault["kind"]
+            if kind == "token":
+                e = GraphError(190, 463, "Error validating access token: Session has expired.")
+                return answer(400, e.body(), code=190)
+            if kind == "throttle":
+                code = int(fault.get("code", 17))
+                sub = int(fault.get("subcode", 2446079 if code == 17 else 0))
+                e = GraphError(code, sub, "(#%d) User request limit reached" % code)
+                return answer(400, e.body(), code=code, headers=self.usage_headers(
+                    account, 100, int(fault.get("wait_minutes", 1))))
+            if kind == "status":
+                status = int(fault.get("status", 500))
+                e = GraphError(2, 0, "Service temporarily unavailable", status=status,
+                               transient=True)
+                return answer(status, e.body(), code=2)
+            if kind == "malformed":
+                return answer(200, raw=str(fault.get("body", "<html>OK</html>")).encode())
+        if acc is None:
+            e = GraphError(100, 33, "Unsupported get request. Object with ID 'act_%s' does "
+                           "not exist, cannot be loaded due to missing permissions, or does "
+                           "not support this operation." % account)
+            return answer(400, e.body(), code=100)
+        if token is None:
+            e = GraphError(190, 0, "An access token is required to request this resource.")
+            return answer(400, e.body(), code=190)
+        if not call["token_ok"]:
+            e = GraphError(190, 463, "Error validating access token: Session has expired.")
+            return answer(400, e.body(), code=190)
+        fields = set((params.get("fields", [""])[0]).split(","))
+        if params.get("level", [""])[0] != "campaign" \
+                or params.get("time_increment", [""])[0] != "1" \
+                or not {"campaign_id", "spend"} <= fields \
+                or not (isinstance(since, str) and DAY.match(since)) \
+                or not (isinstance(until, str) and DAY.match(until)) or since > until:
+            e = GraphError(100, 0, "(#100) level=campaign, time_increment=1, fields with "
+                           "campaign_id and spend, and time_range {since, until} are required")
+            return answer(400, e.body(), code=100)
+        rows = [r for r in acc["rows"] if since <= r["date_start"] <= until]
+        size = acc["page_size"]
+        try:
+            if "limit" in params:
+                size = max(1, min(size, int(params["limit"][0])))
+            start = int(after) if after else 0
+        except ValueError:
+            e = GraphError(100, 0, "(#100) bad limit or cursor")
+            return answer(400, e.body(), code=100)
+        page = [dict(r) for r in rows[start:start + size]]
+        if fault and fault["kind"] == "bad_row":
+            page.append({"campaign_id": "1", "campaign_name": "bad", "spend": "12,3.4",
+                         "date_start": since, "date_stop": since})
+        body = {"data": page, "paging": {"cursors": {"before": str(start),
+                                                     "after": str(start + len(page))}}}
+        if start + size < len(rows):
+            q = {k: v[0] for k, v in params.items()}
+            q["after"] = str(start + size)
+            host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+            if fault and fault["kind"] == "foreign_next":
+                host = "attacker.invalid"
+            body["paging"]["next"] = "http://%s%s?%s" % (
+                host, urllib.parse.urlsplit(self.path).path, urllib.parse.urlencode(q))
+        answer(200, body, headers=self.usage_headers(account, acc["usage_pct"],
+                                                     acc["regain_minutes"]))
 
 
 class Server(ThreadingHTTPServer):

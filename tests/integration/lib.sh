@@ -230,4 +230,6 @@ rt_setup() {
   psql "$RASTRO_TEST_SERVER dbname=postgres" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $RT_DB" >/dev/null
   export RASTRO_DATABASE_URL="$RASTRO_TEST_SERVER dbname=$RT_DB"
   export RASTRO_HTTP_THREADS=${RASTRO_HTTP_THREADS:-2}
+  # Tests run two at a time: every `rastro up` gets its own broadcaster port.
+  export RASTRO_WS_PORT=${RASTRO_WS_PORT:-$(rt_free_port)}
 }

@@ -221,7 +221,7 @@ rt_assert_eq "$SNAP" "$(rt_psql "SELECT md5 (string_agg (h::text, ',' ORDER BY o
                                FROM ($AGG) h")" "aggregates after replays and a restart"
 agrees || rt_fail "aggregates differ from the recount at the end: $(rt_psql "$DIFF LIMIT 5" | tr '\n' ' ')"
 rt_assert_eq 0 "$(metric rastro_aggregator_decode_failures_total)" "malformed stream messages"
-grep -q 'aggregator.0 | .*catch-up on start' "$UP_LOG" || rt_fail "no catch-up on start in the log"
+grep -q 'aggregator.0 *| .*catch-up on start' "$UP_LOG" || rt_fail "no catch-up on start in the log"
 
 kill -TERM "$SUP"; wait "$SUP" || rt_fail "rastro up did not stop cleanly (see $UP_LOG)"
 echo "test_aggregator: ok"
