@@ -37,6 +37,7 @@
 #include "rst_log.h"
 #include "rst_metrics.h"
 #include "rst_netaddr.h"
+#include "rst_utf8.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -156,44 +157,6 @@ rst_api_ok (rst_api_res_t *res, cJSON *json)
     return 0;
 }
 
-//  1 if S (LEN bytes) is valid UTF-8 without NUL bytes, else 0.
-static int
-s_utf8_valid (const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0;
-        if (len - i <= n)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
-            || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
 typedef struct {
     const char *key;
     char *out;
@@ -210,7 +173,7 @@ s_on_query_pair (void *arg, const char *key, size_t key_len, const char *value, 
     if (n < 0 || (size_t) n != strlen (q->key) || memcmp (name, q->key, (size_t) n))
         return 0;
     int len = q->outlen > 0 ? rst_url_decode (value, value_len, q->out, q->outlen - 1) : -1;
-    if (len < 0 || !s_utf8_valid ((const unsigned char *) q->out, (size_t) len)) {
+    if (len < 0 || rst_utf8_chars (q->out, (size_t) len) < 0) {
         if (q->outlen > 0)
             q->out[0] = 0;
         q->rc = -1;

@@ -58,6 +58,7 @@
 #include "rst_offer.h"
 #include "rst_secret.h"
 #include "rst_telegram.h"
+#include "rst_utf8.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -297,7 +298,7 @@ s_get_string (const cJSON *body, const char *key, int nullable, const char **out
         return state;
     if (!cJSON_IsString (item) || !item->valuestring)
         return s_bad (res, "%s must be a string", key);
-    if (rst_offer_utf8_chars (item->valuestring, strlen (item->valuestring)) < 0)
+    if (rst_utf8_chars (item->valuestring, strlen (item->valuestring)) < 0)
         return s_bad (res, "%s is not valid UTF-8 text", key);
     *out = item->valuestring;
     return S_SET;

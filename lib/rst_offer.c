@@ -9,6 +9,7 @@
     rewrites the text, so what is stored is what the seller wrote.
 */
 #include "rst_offer.h"
+#include "rst_utf8.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -17,58 +18,10 @@
 #define S_HTML_DEPTH    32              //  nesting levels rst_offer_check_html follows
 #define S_TAG_MAX       16              //  longest tag name worth reporting in full
 
-long
-rst_offer_utf8_chars (const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *) s, *end = p + len;
-    long chars = 0;
-    while (p < end) {
-        unsigned c = *p;
-        size_t more;
-        unsigned cp, min;
-        if (c == 0)
-            return -1;
-        if (c < 0x80) {
-            p++;
-            chars++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            more = 1;
-            cp = c & 0x1F;
-            min = 0x80;
-        }
-        else if ((c & 0xF0) == 0xE0) {
-            more = 2;
-            cp = c & 0x0F;
-            min = 0x800;
-        }
-        else if ((c & 0xF8) == 0xF0) {
-            more = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        }
-        else
-            return -1;
-        if ((size_t) (end - p) < more + 1)
-            return -1;
-        for (size_t k = 1; k <= more; k++) {
-            if ((p[k] & 0xC0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (p[k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
-        p += more + 1;
-        chars++;
-    }
-    return chars;
-}
-
 int
 rst_offer_check_name (const char *name, const char *what, char *err, size_t errlen)
 {
-    long chars = rst_offer_utf8_chars (name, strlen (name));
+    long chars = rst_utf8_chars (name, strlen (name));
     if (chars < 0) {
         snprintf (err, errlen, "%s is not valid UTF-8 text", what);
         return -1;
@@ -90,7 +43,7 @@ rst_offer_check_name (const char *name, const char *what, char *err, size_t errl
 int
 rst_offer_check_text (const char *text, const char *what, char *err, size_t errlen)
 {
-    long chars = rst_offer_utf8_chars (text, strlen (text));
+    long chars = rst_utf8_chars (text, strlen (text));
     if (chars < 0) {
         snprintf (err, errlen, "%s is not valid UTF-8 text", what);
         return -1;

@@ -21,10 +21,6 @@
 #define RST_OFFER_PRICE_MIN   50            //  centavos (PushinPay's minimum charge)
 #define RST_OFFER_PRICE_MAX   100000000     //  centavos: R$ 1,000,000.00
 
-//  Counts the characters of S (LEN bytes) if it is valid UTF-8 (shortest
-//  forms, no surrogates, no NUL). Returns the count, or -1.
-long rst_offer_utf8_chars (const char *s, size_t len);
-
 //  Checks an offer name: UTF-8, 1 to RST_OFFER_NAME_MAX characters, no
 //  control characters. Returns 0 or -1 with a reason in ERR.
 int rst_offer_check_name (const char *name, const char *what, char *err, size_t errlen);

@@ -28,6 +28,7 @@
 */
 #include "commands.h"
 #include "rst_offer.h"
+#include "rst_utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -130,7 +131,7 @@ s_read_welcome (const char *path, char **html_p)
     if (rc)
         return rc;
     char *html = *html_p, err[CMD_ERR_MAX];
-    if (memchr (html, 0, len) || rst_offer_utf8_chars (html, len) < 0)
+    if (memchr (html, 0, len) || rst_utf8_chars (html, len) < 0)
         rc = cmd_fail (CMD_USAGE, "--welcome-file %s is not UTF-8 text", path);
     else {
         while (len > 0 && isspace ((unsigned char) html[len - 1]))
@@ -250,7 +251,7 @@ s_delivery_text (const s_fields_t *f, char *buf, size_t buflen)
         snprintf (buf, buflen, "an invite link to chat %s", f->chat);
     else
         snprintf (buf, buflen, "a text of %ld characters",
-                  cmd_utf8_chars (f->text, strlen (f->text)));
+                  rst_utf8_chars (f->text, strlen (f->text)));
 }
 
 static int

@@ -130,9 +130,6 @@ int cmd_check_bot (const char **name);
 //  Number of characters in the UTF-8 text S (continuation bytes do not count).
 size_t cmd_chars (const char *s);
 
-//  Number of characters (code points) in the LEN bytes at S if they are
-//  valid UTF-8 (no overlong forms, surrogates or NUL bytes), else -1.
-long cmd_utf8_chars (const char *s, size_t len);
 
 //  Matches ARGV[*I] against option NAME, written "NAME VALUE" or
 //  "NAME=VALUE". Returns 0 if it is another argument; 1 with *VALUE set (and
