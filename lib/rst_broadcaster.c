@@ -75,6 +75,7 @@
 #include "rst_db.h"
 #include "rst_log.h"
 #include "rst_metrics.h"
+#include "rst_netaddr.h"
 
 #include "h2o.h"
 #include "h2o/websocket.h"
@@ -1386,37 +1387,6 @@ s_on_accept (h2o_socket_t *listener, const char *err)
 // ---------------------------------------------------------------------------
 //  Life cycle
 
-static int
-s_listen (int port, char *err, size_t errlen)
-{
-    int one = 1, zero = 0;
-    int fd = socket (AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons ((uint16_t) port),
-                                  .sin6_addr = in6addr_any};
-        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        if (bind (fd, (struct sockaddr *) &a6, sizeof a6) == 0 && listen (fd, 1024) == 0)
-            return fd;
-        close (fd);
-    }
-    fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf (err, errlen, "socket: %s", strerror (errno));
-        return -1;
-    }
-    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
-                             .sin_addr.s_addr = htonl (INADDR_ANY)};
-    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind (fd, (struct sockaddr *) &a4, sizeof a4) || listen (fd, 1024)) {
-        snprintf (err, errlen, "cannot listen on port %d: %s (set RASTRO_WS_PORT)", port,
-                  strerror (errno));
-        close (fd);
-        return -1;
-    }
-    return fd;
-}
-
 static void
 s_metrics_init (rst_broadcaster_t *self)
 {
@@ -1527,7 +1497,7 @@ rst_broadcaster_new (const rst_config_t *cfg, const rst_topology_t *topo, int in
     fcntl (self->job_w, F_SETFD, FD_CLOEXEC);
     fcntl (self->job_w, F_SETFL, fcntl (self->job_w, F_GETFL) | O_NONBLOCK);
 
-    self->listen_fd = s_listen (self->port, err, errlen);
+    self->listen_fd = rst_tcp_listen (self->port, 0, 1024, "RASTRO_WS_PORT", err, errlen);
     if (self->listen_fd < 0)
         goto fail;
     //  Accepted sockets inherit it: a fixed kernel send buffer per client

@@ -1224,41 +1224,6 @@ s_http_main (void *arg)
     return NULL;
 }
 
-//  Opens a SO_REUSEPORT listener on PORT (IPv6 dual-stack, else IPv4).
-//  Returns the fd or -1 with a reason in ERR.
-static int
-s_listen (int port, char *err, size_t errlen)
-{
-    int one = 1, zero = 0;
-    int fd = socket (AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons ((uint16_t) port),
-                                  .sin6_addr = in6addr_any};
-        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        if (bind (fd, (struct sockaddr *) &a6, sizeof a6) == 0 && listen (fd, 4096) == 0)
-            return fd;
-        close (fd);
-    }
-    fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf (err, errlen, "socket: %s", strerror (errno));
-        return -1;
-    }
-    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
-                             .sin_addr.s_addr = htonl (INADDR_ANY)};
-    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind (fd, (struct sockaddr *) &a4, sizeof a4) || listen (fd, 4096)) {
-        snprintf (err, errlen, "cannot listen on port %d: %s (set RASTRO_HTTP_PORT)", port,
-                  strerror (errno));
-        close (fd);
-        return -1;
-    }
-    return fd;
-}
-
 // ---------------------------------------------------------------------------
 //  Snapshot thread
 
@@ -1451,7 +1416,7 @@ rst_front_new (const rst_config_t *cfg, const rst_topology_t *topo, int instance
                                      errlen))
                 goto fail;
         }
-        t->listen_fd = s_listen (cfg->http_port, err, errlen);
+        t->listen_fd = rst_tcp_listen (cfg->http_port, 1, 4096, "RASTRO_HTTP_PORT", err, errlen);
         if (t->listen_fd < 0)
             goto fail;
     }

@@ -4,9 +4,13 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 //  Parses a bare address into FAMILY/ADDR. Returns 0 or -1.
 static int
@@ -181,4 +185,40 @@ rst_client_address (const rst_cidr_list_t *trusted, const struct sockaddr *peer,
     if (!inet_ntop (family, addr, out, (socklen_t) outlen))
         return -1;
     return 0;
+}
+
+int
+rst_tcp_listen (int port, int reuseport, int backlog, const char *port_setting, char *err,
+                size_t errlen)
+{
+    int one = 1, zero = 0;
+    int fd = socket (AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons ((uint16_t) port),
+                                  .sin6_addr = in6addr_any};
+        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (reuseport)
+            setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (bind (fd, (struct sockaddr *) &a6, sizeof a6) == 0 && listen (fd, backlog) == 0)
+            return fd;
+        close (fd);
+    }
+    fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf (err, errlen, "socket: %s", strerror (errno));
+        return -1;
+    }
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                             .sin_addr.s_addr = htonl (INADDR_ANY)};
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport)
+        setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind (fd, (struct sockaddr *) &a4, sizeof a4) || listen (fd, backlog)) {
+        snprintf (err, errlen, "cannot listen on port %d: %s (set %s)", port, strerror (errno),
+                  port_setting);
+        close (fd);
+        return -1;
+    }
+    return fd;
 }

@@ -44,4 +44,11 @@ int rst_cidr_list_contains (const rst_cidr_list_t *self, const struct sockaddr *
 int rst_client_address (const rst_cidr_list_t *trusted, const struct sockaddr *peer,
                         const char *xff, size_t xff_len, char *out, size_t outlen);
 
+//  Opens a TCP listener on PORT on every address (IPv6 dual-stack, else
+//  IPv4), with SO_REUSEPORT when REUSEPORT (one listener per event loop) and
+//  the given BACKLOG. Returns the fd, or -1 with a reason in ERR that names
+//  PORT_SETTING (e.g. "RASTRO_HTTP_PORT") as the way to choose another port.
+int rst_tcp_listen (int port, int reuseport, int backlog, const char *port_setting, char *err,
+                    size_t errlen);
+
 #endif
