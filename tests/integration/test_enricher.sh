@@ -158,8 +158,12 @@ arrival() {  # arrival RUN first|last
 }
 R1=$(( $(arrival r1 last) - T4 )); R2=$(( $(arrival r2 last) - T4 ))
 rt_log "   pixel 111 (50/s): last event after ${R1} ms; pixel 222: after ${R2} ms"
-[ "$R1" -ge 2500 ] && [ "$R1" -le 8000 ] || rt_fail "200 events at 50/s took ${R1} ms (want ~3000-4000)"
-[ "$R2" -le 2500 ] || rt_fail "pixel 222 was slowed down (${R2} ms)"
+# The bucket's lower bound holds whatever the machine's load: 200 events at
+# 50/s (burst included) cannot all pass in less than about 3 s. Pixel 222 must
+# not wait behind pixel 111: all of its events are through before 111's last.
+# (No upper bound on time: a loaded CI machine may be slow, never faster.)
+[ "$R1" -ge 2500 ] || rt_fail "200 events at 50/s took only ${R1} ms (want >= ~3000)"
+[ "$R2" -lt "$R1" ] || rt_fail "pixel 222 was held behind pixel 111 (${R2} ms vs ${R1} ms)"
 
 # 5. Throttling feedback slows only pixel 333.
 rt_log "5: THROTTLED 333 for 3 s"
@@ -173,7 +177,8 @@ rt_wait_for "t1 batched" 15 bash -c "[ \$(grep -c '^I 333 e-t1-' '$SINK_LOG') -e
 A1=$(( $(arrival t1 first) - T5 )); A2=$(( $(arrival t2 last) - T5 ))
 rt_log "   throttled pixel 333: first event after ${A1} ms; pixel 444: last after ${A2} ms"
 [ "$A1" -ge 2800 ] || rt_fail "pixel 333 was not paused (${A1} ms)"
-[ "$A2" -lt 2800 ] || rt_fail "pixel 444 was slowed by 333's throttling (${A2} ms)"
+# Load can only delay 333 further; 444 must be through before 333 resumes.
+[ "$A2" -lt "$A1" ] || rt_fail "pixel 444 was slowed by 333's throttling (${A2} ms vs ${A1} ms)"
 
 # 6. Priority lane: straight into the batcher (the bots node will make Purchases).
 rt_log "6: priority lane"
