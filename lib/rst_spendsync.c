@@ -634,9 +634,31 @@ rst_spendsync_poll (rst_spendsync_t *self, volatile sig_atomic_t *stop)
     snprintf (mod, sizeof mod, "%d", self->instances);
     snprintf (rem, sizeof rem, "%d", self->instance);
     const char *params[] = {days, mod, rem};
+    //  Spend of the last days still tied to no pool: its campaign's clicks
+    //  may have come since it was fetched (typically the first fetch of a
+    //  new account or of a new day). Cheap, so every poll; the refresh of
+    //  today re-decides the others.
+    PGresult *res = s_exec (
+        self, "tie recent spend to pools",
+        "UPDATE campaign_spend c SET pool_id = r.pool_id"
+        "  FROM (SELECT s.ad_account_ref, s.day, s.campaign_id,"
+        "          (SELECT h.pool_id FROM analytics_hourly h"
+        "            WHERE h.owner_id = s.owner_id AND h.day = s.day"
+        "              AND h.utm_campaign = s.utm_campaign AND h.pool_id <> 0"
+        "            GROUP BY h.pool_id HAVING sum (h.clicks) > 0"
+        "            ORDER BY sum (h.clicks) DESC, h.pool_id LIMIT 1) AS pool_id"
+        "          FROM campaign_spend s"
+        "         WHERE s.pool_id = 0 AND s.day >= current_date - 2"
+        "           AND s.ad_account_ref % $1::int = $2::int) r"
+        " WHERE c.ad_account_ref = r.ad_account_ref AND c.day = r.day"
+        "   AND c.campaign_id = r.campaign_id AND r.pool_id IS NOT NULL",
+        2, params + 1, PGRES_COMMAND_OK);
+    if (!res)
+        return -1;
+    PQclear (res);
     //  For each due account: the days to fetch. BACKFILL the first time,
     //  CLOSE when a day ended since the last close, else REFRESH today.
-    PGresult *res = s_exec (
+    res = s_exec (
         self, "read due ad accounts",
         "WITH a AS ("
         "  SELECT a.*, (now () AT TIME ZONE rastro_timezone (u.timezone))::date AS today"
