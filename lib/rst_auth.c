@@ -395,9 +395,15 @@ s_logout (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
     s_hash_token (req->session_token, hash);
     const char *params[] = {(const char *) hash};
     int lengths[] = {sizeof hash}, formats[] = {1};
-    PGresult *r = PQexecParams (db, "DELETE FROM sessions WHERE token_hash = $1", 1, NULL, params,
-                                lengths, formats, 0);
-    int ok = PQresultStatus (r) == PGRES_COMMAND_OK;
+    //  One statement: the NOTIFY (payload: the user id) goes out at the
+    //  DELETE's commit; the broadcaster then closes the session's live
+    //  feeds (rst_broadcaster.h, RST_BROADCASTER_SESSIONS_CHANNEL).
+    PGresult *r = PQexecParams (db,
+                                "WITH gone AS (DELETE FROM sessions WHERE token_hash = $1 "
+                                "              RETURNING user_id) "
+                                "SELECT pg_notify ('rastro_sessions', user_id::text) FROM gone",
+                                1, NULL, params, lengths, formats, 0);
+    int ok = PQresultStatus (r) == PGRES_TUPLES_OK;
     if (!ok)
         rst_error ("auth", "cannot delete a session: %s", PQerrorMessage (db));
     PQclear (r);

@@ -25,8 +25,10 @@
                     token's SHA-256 is stored; the session's own random CSRF
                     token is in the answer {user:{id,email,timezone}, csrf}.
                     The email's failures are forgotten.
-      POST /logout  session + CSRF. Deletes the session, clears the cookie
-                    (Max-Age=0), 204.
+      POST /logout  session + CSRF. Deletes the session and, in the same
+                    statement, NOTIFYs rastro_sessions with the user id (the
+                    broadcaster closes the feeds opened with that session,
+                    code 4001); clears the cookie (Max-Age=0), 204.
       GET /me       session. {user, csrf, ws_url}; refreshes the cookie's
                     Max-Age. ws_url is RASTRO_WS_PUBLIC_URL when set, else
                     ws[s]://<Host header without port>:<RASTRO_WS_PORT>/ws

@@ -8,9 +8,11 @@
                 timers and the metrics. It never waits for PostgreSQL.
       db        one thread with one PGconn: LISTENs on rastro_analytics
                 (the aggregator's pg_notify, sent at the commit of each
-                batch that added counts, payload = the owner ids), and runs
-                the loop's jobs one at a time: session lookups, ownership
-                checks, reads of owners' numbers for today.
+                batch that added counts, payload = the owner ids) and on
+                rastro_sessions (rst_auth's logout, payload = the user id),
+                and runs the loop's jobs one at a time: session lookups,
+                session re-checks, ownership checks, reads of owners'
+                numbers for today.
 
       loop → db  a pointer to a job, written to a pipe (non-blocking; a
                  full pipe means the database is far behind: the job fails
@@ -26,6 +28,20 @@
     upgrade request simply waits for the db thread's answer; if the client
     goes away meanwhile, h2o disposes the request and a hook in its memory
     pool tells the pending lookup to drop the answer.
+
+    Sessions that end: each client keeps the SHA-256 of its session's
+    token (what sessions.token_hash holds; never the token). The db thread
+    is asked which of a set of hashes are still live (one query, = ANY)
+    every refresh_s for every client, after PostgreSQL comes back, and for
+    a user's clients when rastro_sessions names the user (POST /logout
+    notifies in the statement that deletes the session). The clients whose
+    sessions are gone get a close frame with code 4001 (RST_BROADCASTER_
+    CLOSE_SESSION_ENDED) and S_CLOSE_WAIT_MS to answer it, as any server
+    close. A session never comes back once gone, so a hash found dead
+    closes every client holding it, including one that was not in the
+    question. So a logout closes its feeds within a moment, an expiry or a
+    row deleted by other means within refresh_s; while PostgreSQL is away,
+    open feeds stay open (nothing can be checked).
 
     Upgrade (GET /ws): HTTP/2 → 400 (h2o_upgrade_to_websocket asserts on
     it, pitfall 6); no or a malformed WebSocket handshake → 400; an Origin
@@ -47,6 +63,8 @@
           one in flight; a newer subscribe waits, replacing an older one)
           --reply--> SUBSCRIBED: errors for ids not owned, then a snapshot
         SUBSCRIBED --owner re-read--> dirty --push--> SUBSCRIBED
+        any open --session ended--> closing (close 4001 queued; freed when
+          the peer answers or after S_CLOSE_WAIT_MS)
         any --closed by the peer, error, stuck--> freed (once no job of it
           is in flight)
 
@@ -64,9 +82,10 @@
 
     Caveats: the owner's time zone is read with its numbers, so a change
     of users.timezone applies at the next read; the counts themselves
-    follow analytics_hourly's rules (rst_aggstore). A session that ends
-    after the upgrade does not close the feed (the next connection needs a
-    live one).
+    follow analytics_hourly's rules (rst_aggstore). A feed's session is
+    re-checked, not slid: an open feed does not keep its session alive
+    (the dashboard's API calls do), so a feed can end at the session's
+    expiry while the page is open.
 */
 #include "rst_broadcaster.h"
 #include "rst_auth.h"
@@ -103,6 +122,8 @@
 #define S_DB_BACKOFF_MAX   5000
 #define S_CHANGED_MAX      4096     //  owner ids in one "changed" message
 #define S_ORIGIN_MAX       512
+#define S_HASH_LEN         crypto_hash_sha256_BYTES  //  a session's token_hash
+#define S_ENDED_REASON     "session ended"
 
 // ---------------------------------------------------------------------------
 //  Jobs: loop → db → loop
@@ -113,6 +134,8 @@ typedef enum {
     S_JOB_REFRESH,      //  loop → db: the days of some owners
     S_JOB_CHANGED,      //  db → loop: notified owner ids (in owners)
     S_JOB_PG,           //  db → loop: PostgreSQL up (pg_up = 1) or lost
+    S_JOB_SESSIONS,     //  loop → db: which of some session hashes are live
+    S_JOB_LOGOUT,       //  db → loop: users who logged out (in owners)
 } s_job_kind_t;
 
 typedef struct s_pending_t s_pending_t;
@@ -127,6 +150,7 @@ typedef struct {
     char token[S_TOKEN_MAX + 1];        //  the cookie value; wiped once looked up
     int auth;                           //  db: 1 live session, 0 none
     int64_t user_id;                    //  db: the session's user
+    unsigned char session_hash[S_HASH_LEN]; //  db: SHA-256 of the token, when live
     //  S_JOB_SUBSCRIBE
     s_client_t *client;                 //  loop's; opaque to db
     int64_t owner_id;
@@ -139,6 +163,10 @@ typedef struct {
     rst_bcast_day_t **days;             //  owned, each owned
     size_t ndays;
     int pg_up;                          //  S_JOB_PG
+    //  S_JOB_SESSIONS
+    unsigned char (*hashes)[S_HASH_LEN];    //  owned: the session hashes asked about
+    unsigned char *live;                //  owned; db: live[i] = 1 when hashes[i] is live
+    size_t nhashes;
 } s_job_t;
 
 static void
@@ -154,6 +182,8 @@ s_job_destroy (s_job_t **job_p)
     for (size_t i = 0; i < job->ndays; i++)
         rst_bcast_day_destroy (&job->days[i]);
     free (job->days);
+    free (job->hashes);
+    free (job->live);
     free (job);
     *job_p = NULL;
 }
@@ -170,6 +200,7 @@ typedef struct {
     size_t nclients;
     int inflight;               //  a read of it is queued at the db thread
     int wanted;                 //  changed while a read was in flight: read again
+    int check_sessions;         //  s_check_sessions' mark (only while it runs)
 } s_owner_t;
 
 //  An upgrade waiting for its session lookup. HOLDER lives in the
@@ -191,6 +222,7 @@ struct s_client_t {
     h2o_websocket_conn_t *conn; //  NULL once closed
     s_owner_t *owner;           //  the logged-in user's numbers; NULL once closed
     int64_t user_id;
+    unsigned char session_hash[S_HASH_LEN];   //  SHA-256 of its session's token (not the token)
     rst_bcast_view_t view;      //  what it was sent
     int dirty;                  //  the owner's numbers moved since the last push
     int full;                   //  next push is a snapshot (fresh subscription)
@@ -238,6 +270,7 @@ struct rst_broadcaster_t {
     int64_t next_heartbeat_ms, next_refresh_ms;
 
     rst_metrics_t *metrics;     //  the loop's
+    int m_sessions_ended;       //  clients closed because their session ended
     int m_clients, m_owners, m_connections, m_refused_auth, m_refused_origin, m_refused_busy,
         m_refused_bad, m_snapshots, m_updates, m_slow_skips, m_drops, m_bad_messages,
         m_notifications, m_reads, m_db_errors, m_pg_up;
@@ -359,6 +392,12 @@ static const char *s_days_sql =
     "  FROM o LEFT JOIN analytics_hourly h ON h.owner_id = o.id AND h.day = o.day"
     " GROUP BY GROUPING SETS ((o.id, o.day), (o.id, o.day, h.bot_id), (o.id, o.day, h.pool_id))"
     " ORDER BY 1, 3, 4, 5";
+
+//  Which of the session hashes $1 (hex text) are live.
+static const char *s_sessions_sql =
+    "SELECT encode (token_hash, 'hex') FROM sessions"
+    " WHERE token_hash = ANY (ARRAY (SELECT decode (h, 'hex') FROM unnest ($1::text[]) h))"
+    "   AND expires_at > now ()";
 
 typedef struct {
     rst_broadcaster_t *self;
@@ -504,6 +543,46 @@ s_db_session (s_db_t *db, const char *token, int64_t *user_id)
     return rc;
 }
 
+//  Sets JOB->live[i] for each of JOB->hashes that is a live session.
+//  Returns 0 or -1.
+static int
+s_db_live_sessions (s_db_t *db, s_job_t *job)
+{
+    if (job->nhashes == 0)
+        return 0;
+    size_t cap = 3 + job->nhashes * (2 * S_HASH_LEN + 1);
+    char *arr = malloc (cap);
+    if (!arr)
+        return -1;
+    size_t len = 0;
+    arr[len++] = '{';
+    for (size_t i = 0; i < job->nhashes; i++) {
+        if (i)
+            arr[len++] = ',';
+        sodium_bin2hex (arr + len, cap - len, job->hashes[i], S_HASH_LEN);
+        len += 2 * S_HASH_LEN;
+    }
+    arr[len++] = '}';
+    arr[len] = 0;
+    const char *values[] = {arr};
+    PGresult *res = s_query (db, s_sessions_sql, 1, values, NULL, NULL);
+    free (arr);
+    if (!res)
+        return -1;
+    for (int r = 0; r < PQntuples (res); r++) {
+        unsigned char hash[S_HASH_LEN];
+        size_t n = 0;
+        const char *hex = PQgetvalue (res, r, 0);
+        if (sodium_hex2bin (hash, sizeof hash, hex, strlen (hex), NULL, &n, NULL) || n != S_HASH_LEN)
+            continue;
+        for (size_t i = 0; i < job->nhashes; i++)
+            if (!memcmp (job->hashes[i], hash, S_HASH_LEN))
+                job->live[i] = 1;
+    }
+    PQclear (res);
+    return 0;
+}
+
 static void
 s_db_reply (s_db_t *db, s_job_t *job)
 {
@@ -532,21 +611,26 @@ s_db_lost (s_db_t *db)
     s_db_send_pg (db, 0);
 }
 
-//  Forwards the notifications received so far as one CHANGED job.
+//  Forwards the notifications received so far as one CHANGED job (the
+//  rastro_analytics ones) and one LOGOUT job (the rastro_sessions ones).
 static void
 s_db_notifies (s_db_t *db)
 {
-    s_job_t *job = NULL;
+    s_job_t *jobs[2] = {NULL, NULL};    //  CHANGED, LOGOUT
     PGnotify *n;
     while (db->pg && (n = PQnotifies (db->pg))) {
+        int k = !strcmp (n->relname, RST_BROADCASTER_SESSIONS_CHANNEL);
+        s_job_t *job = jobs[k];
         if (!job && (job = calloc (1, sizeof *job))) {
-            job->kind = S_JOB_CHANGED;
+            job->kind = k ? S_JOB_LOGOUT : S_JOB_CHANGED;
             job->owners = calloc (S_CHANGED_MAX, sizeof *job->owners);
             if (!job->owners)
                 s_job_destroy (&job);
+            jobs[k] = job;
         }
-        //  Payload: owner ids separated by commas (rst_aggstore). Anything
-        //  else is ignored; the periodic refresh covers it.
+        //  Payload: owner (user) ids separated by commas (rst_aggstore,
+        //  rst_auth). Anything else is ignored; the periodic refresh and
+        //  session check cover it.
         const char *p = n->extra ? n->extra : "";
         while (job && *p && job->nowners < S_CHANGED_MAX) {
             char *end;
@@ -561,8 +645,9 @@ s_db_notifies (s_db_t *db)
         }
         PQfreemem (n);
     }
-    if (job)
-        s_db_reply (db, job);
+    for (int k = 0; k < 2; k++)
+        if (jobs[k])
+            s_db_reply (db, jobs[k]);
 }
 
 static void
@@ -574,6 +659,12 @@ s_db_run_job (s_db_t *db, s_job_t *job)
         case S_JOB_AUTH:
             rc = s_db_session (db, job->token, &job->user_id);
             job->auth = rc == 1;
+            if (job->auth)      //  as rst_auth stores it: SHA-256 of the cookie value
+                crypto_hash_sha256 (job->session_hash, (const unsigned char *) job->token,
+                                    strlen (job->token));
+            break;
+        case S_JOB_SESSIONS:
+            rc = s_db_live_sessions (db, job);
             break;
         case S_JOB_SUBSCRIBE:
             rc = s_db_owned (db, s_bots_sql, job->owner_id, job->want.bots, job->want.nbots,
@@ -608,13 +699,15 @@ s_db_connect (s_db_t *db)
         rst_warn (S_CLS, "PostgreSQL: %s", err);
         return;
     }
-    if (rst_db_exec (db->pg, "LISTEN " RST_BROADCASTER_CHANNEL, err, sizeof err)) {
+    if (rst_db_exec (db->pg, "LISTEN " RST_BROADCASTER_CHANNEL, err, sizeof err)
+        || rst_db_exec (db->pg, "LISTEN " RST_BROADCASTER_SESSIONS_CHANNEL, err, sizeof err)) {
         rst_warn (S_CLS, "PostgreSQL: LISTEN: %s", err);
         PQfinish (db->pg);
         db->pg = NULL;
         return;
     }
-    rst_info (S_CLS, "PostgreSQL connected, listening on %s", RST_BROADCASTER_CHANNEL);
+    rst_info (S_CLS, "PostgreSQL connected, listening on %s and %s", RST_BROADCASTER_CHANNEL,
+              RST_BROADCASTER_SESSIONS_CHANNEL);
     s_db_send_pg (db, 1);
 }
 
@@ -943,6 +1036,107 @@ s_apply_day (rst_broadcaster_t *self, rst_bcast_day_t **day_p)
 }
 
 // ---------------------------------------------------------------------------
+//  Loop: sessions that end
+
+//  Closes C's feed with the "session ended" close code (never called from
+//  C's message callback). C may be freed on return.
+static void
+s_client_end_session (s_client_t *c, int64_t now)
+{
+    rst_broadcaster_t *self = c->self;
+    rst_info (S_CLS, "closing a client of user %" PRId64 ": its session ended", c->user_id);
+    rst_metrics_inc (self->metrics, self->m_sessions_ended, 1);
+    wslay_event_queue_close (c->conn->ws_ctx, RST_BROADCASTER_CLOSE_SESSION_ENDED,
+                             (const uint8_t *) S_ENDED_REASON, sizeof S_ENDED_REASON - 1);
+    c->closing = 1;
+    c->close_deadline_ms = now + S_CLOSE_WAIT_MS;
+    s_client_proceed (c);
+}
+
+//  1 when C is open and not closing: its session is worth checking.
+static int
+s_client_is_live (const s_client_t *c)
+{
+    return c->conn && !c->closing;
+}
+
+//  Asks the db thread which sessions of the clients of the users in OWNERS
+//  (every client when OWNERS is NULL) are still live; s_on_sessions closes
+//  the others. Failures are left to the next periodic check.
+static void
+s_check_sessions (rst_broadcaster_t *self, const int64_t *owners, size_t n)
+{
+    for (size_t i = 0; owners && i < n; i++) {
+        s_owner_t *o = s_owner_find (self, owners[i]);
+        if (o)
+            o->check_sessions = 1;
+    }
+    size_t count = 0;
+    for (h2o_linklist_t *l = self->clients.next; l != &self->clients; l = l->next) {
+        s_client_t *c = H2O_STRUCT_FROM_MEMBER (s_client_t, link, l);
+        if (s_client_is_live (c) && (!owners || (c->owner && c->owner->check_sessions)))
+            count++;
+    }
+    s_job_t *job = count ? calloc (1, sizeof *job) : NULL;
+    if (job) {
+        job->kind = S_JOB_SESSIONS;
+        job->hashes = calloc (count, sizeof *job->hashes);
+        job->live = calloc (count, 1);
+    }
+    if (job && job->hashes && job->live) {
+        for (h2o_linklist_t *l = self->clients.next; l != &self->clients && job->nhashes < count;
+             l = l->next) {
+            s_client_t *c = H2O_STRUCT_FROM_MEMBER (s_client_t, link, l);
+            if (s_client_is_live (c) && (!owners || (c->owner && c->owner->check_sessions)))
+                memcpy (job->hashes[job->nhashes++], c->session_hash, S_HASH_LEN);
+        }
+        if (s_submit (self, job) == 0)
+            job = NULL;
+    }
+    s_job_destroy (&job);
+    for (size_t i = 0; owners && i < n; i++) {
+        s_owner_t *o = s_owner_find (self, owners[i]);
+        if (o)
+            o->check_sessions = 0;
+    }
+}
+
+static int
+s_hash_cmp (const void *a, const void *b)
+{
+    return memcmp (a, b, S_HASH_LEN);
+}
+
+//  The db thread's answer to s_check_sessions: closes every client whose
+//  session was found gone (a session never comes back, so this holds for
+//  clients that were not in the question too).
+static void
+s_on_sessions (rst_broadcaster_t *self, s_job_t *job)
+{
+    if (job->failed) {
+        rst_metrics_inc (self->metrics, self->m_db_errors, 1);
+        return;
+    }
+    //  The dead hashes, sorted, at the front of JOB->hashes.
+    size_t ndead = 0;
+    for (size_t i = 0; i < job->nhashes; i++)
+        if (!job->live[i])
+            memmove (job->hashes[ndead++], job->hashes[i], S_HASH_LEN);
+    if (ndead == 0)
+        return;
+    qsort (job->hashes, ndead, S_HASH_LEN, s_hash_cmp);
+    int64_t now = rst_clock_mono_ms ();
+    h2o_linklist_t *l = self->clients.next;
+    while (l != &self->clients) {
+        s_client_t *c = H2O_STRUCT_FROM_MEMBER (s_client_t, link, l);
+        l = l->next;            //  C may go away below
+        if (s_client_is_live (c) && bsearch (c->session_hash, job->hashes, ndead, S_HASH_LEN,
+                                             s_hash_cmp))
+            s_client_end_session (c, now);
+    }
+}
+
+// ---------------------------------------------------------------------------
 //  Loop: replies from the db thread
 
 static void s_client_subscribe (s_client_t *c, rst_bcast_sub_t *sub);
@@ -1041,8 +1235,19 @@ s_on_message (h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
         case S_JOB_PG:
             self->pg_up = job->pg_up;
             rst_metrics_set (self->metrics, self->m_pg_up, job->pg_up);
-            if (job->pg_up)
+            if (job->pg_up) {
                 s_refresh_all (self);   //  notifications may have been missed
+                s_check_sessions (self, NULL, 0);
+            }
+            break;
+        case S_JOB_SESSIONS:
+            s_on_sessions (self, job);
+            break;
+        case S_JOB_LOGOUT:
+            for (size_t i = 0; i < job->nowners; i++)
+                rst_info (S_CLS, "user %" PRId64 " logged out: checking its clients' sessions",
+                          job->owners[i]);
+            s_check_sessions (self, job->owners, job->nowners);
             break;
         }
         s_job_destroy (&job);
@@ -1115,7 +1320,8 @@ s_on_ws (h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *a
 }
 
 static void
-s_upgrade (rst_broadcaster_t *self, h2o_req_t *req, int64_t user_id)
+s_upgrade (rst_broadcaster_t *self, h2o_req_t *req, int64_t user_id,
+           const unsigned char session_hash[S_HASH_LEN])
 {
     const char *key;
     if (h2o_is_websocket_handshake (req, &key) || !key) {
@@ -1131,6 +1337,7 @@ s_upgrade (rst_broadcaster_t *self, h2o_req_t *req, int64_t user_id)
     }
     c->self = self;
     c->user_id = user_id;
+    memcpy (c->session_hash, session_hash, S_HASH_LEN);
     c->owner = o;
     rst_bcast_view_init (&c->view);
     int64_t now = rst_clock_mono_ms ();
@@ -1169,7 +1376,7 @@ s_on_auth (rst_broadcaster_t *self, s_job_t *job)
         s_respond (req, 401, "Unauthorized", "{\"error\":\"login required\"}");
     }
     else
-        s_upgrade (self, req, job->user_id);
+        s_upgrade (self, req, job->user_id, job->session_hash);
 }
 
 //  h2o disposes a request whose lookup may still be pending.
@@ -1361,6 +1568,7 @@ s_on_tick (h2o_timeout_entry_t *entry)
                 s_owner_free (self, o);
         }
         s_refresh_all (self);
+        s_check_sessions (self, NULL, 0);
     }
     if (now >= self->next_heartbeat_ms) {
         self->next_heartbeat_ms = now + S_HEARTBEAT_MS;
@@ -1434,6 +1642,10 @@ s_metrics_init (rst_broadcaster_t *self)
     self->m_db_errors = rst_metrics_add (m, RST_METRIC_COUNTER,
                                          "rastro_broadcaster_db_errors_total",
                                          "jobs the database thread could not do", NULL, 0);
+    self->m_sessions_ended = rst_metrics_add (m, RST_METRIC_COUNTER,
+                                              "rastro_broadcaster_sessions_ended_total",
+                                              "clients closed because their session ended",
+                                              NULL, 0);
     self->m_pg_up = rst_metrics_add (m, RST_METRIC_GAUGE, "rastro_broadcaster_postgres_up",
                                      "1 while the database thread is connected", NULL, 0);
 }
@@ -1549,7 +1761,8 @@ rst_broadcaster_print (const rst_broadcaster_t *self)
               self->ping_s, self->refresh_s, self->stuck_s);
     rst_info (S_CLS, "max_queue_kb = %d, max_clients = %d, max_ids = %d, sndbuf_kb = %d",
               self->max_queue_kb, self->max_clients, self->max_ids, self->sndbuf_kb);
-    rst_info (S_CLS, "changes: LISTEN %s", RST_BROADCASTER_CHANNEL);
+    rst_info (S_CLS, "changes: LISTEN %s; logouts: LISTEN %s (sessions re-checked every %d s)",
+              RST_BROADCASTER_CHANNEL, RST_BROADCASTER_SESSIONS_CHANNEL, self->refresh_s);
 }
 
 int

@@ -6,7 +6,11 @@
     its bots and pools, and gets a snapshot of today's absolute numbers (in
     the owner's time zone) followed by coalesced updates whenever the
     aggregator commits new counts. The protocol is schemas/websocket.md;
-    the messages are built by rst_bcast. Threads, states and guarantees:
+    the messages are built by rst_bcast. A feed lives only as long as the
+    session it was opened with: when that session ends (POST /logout, which
+    sends NOTIFY rastro_sessions; expiry; the row deleted by any means,
+    found at the next refresh_s check) the feed is closed with code
+    RST_BROADCASTER_CLOSE_SESSION_ENDED. Threads, states and guarantees:
     rst_broadcaster.c.
 
     Settings: the port from rst_config's ws_port (RASTRO_WS_PORT, default
@@ -25,11 +29,14 @@
 
 #define RST_BROADCASTER_PORT_DEFAULT          8090
 #define RST_BROADCASTER_CHANNEL               "rastro_analytics"  //  aggregator's NOTIFY channel
+#define RST_BROADCASTER_SESSIONS_CHANNEL      "rastro_sessions"   //  rst_auth's logout NOTIFY (user id)
+#define RST_BROADCASTER_CLOSE_SESSION_ENDED   4001    //  close code: the feed's session ended
 
 //  Topology defaults ([broadcaster] keys).
 #define RST_BROADCASTER_PUSH_MS_DEFAULT       250     //  push_ms: at most one push per client per
 #define RST_BROADCASTER_PING_S_DEFAULT        30      //  ping_s: ping every client this often
 #define RST_BROADCASTER_REFRESH_S_DEFAULT     5       //  refresh_s: re-read every watched owner
+                                                      //  and re-check every client's session
 #define RST_BROADCASTER_STUCK_S_DEFAULT       30      //  stuck_s: close a client not draining
 #define RST_BROADCASTER_QUEUE_KB_DEFAULT      1024    //  max_queue_kb: close a client queueing more
 #define RST_BROADCASTER_MAX_CLIENTS_DEFAULT   10000   //  max_clients: more get 503

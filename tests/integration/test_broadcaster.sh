@@ -22,7 +22,13 @@
 #   - reconnect → a fresh snapshot with the current values;
 #   - malformed input (bad JSON, binary frames, unknown types, bad ids, too
 #     many ids, an unmasked frame, an oversized frame, a flood of garbage)
-#     → error messages or a close, and the node keeps serving.
+#     → error messages or a close, and the node keeps serving;
+#   - sessions that end close their feeds with 4001 "session ended": A logs
+#     in twice (S1, S2), one client each; POST /api/v1/logout with S1 → the
+#     S1 client is closed (the rastro_sessions NOTIFY reached the
+#     broadcaster) while the S2 client keeps getting updates; S2 expired by
+#     hand → closed by the periodic check; a session row deleted by hand →
+#     closed; B's client stays open throughout.
 . "$(dirname "$0")/lib.sh"
 rt_setup broadcaster
 
@@ -100,7 +106,7 @@ first_counted() {
 rt_wait_for "the aggregator counting the first clicks" 30 first_counted
 
 export WS_PORT A B BOT_A1 BOT_A2 BOT_B1 POOL_A POOL_B TOKEN_A TOKEN_B TOKEN_OLD
-export PROM="$RASTRO_DATA_DIR/run/broadcaster-0.prom"
+export PROM="$RASTRO_DATA_DIR/run/broadcaster-0.prom" FRONT_PORT=$PORT BC_LOG
 python3 - <<'PY' || rt_fail "scenario failed (see above)"
 import json, os, socket, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ["RASTRO_SOURCE_DIR"], "tests", "fakes"))
@@ -412,6 +418,114 @@ check(c.pings >= 1, "no ping from the server (ping_s = 1)")
 c.close()
 check(metric("rastro_broadcaster_bad_messages_total") >= len(bad), "bad messages not counted")
 print("malformed input: errors and closes, still serving")
+
+# ---- a session that ends closes its feeds: 4001 "session ended" ---------------------
+import http.client
+
+
+def front(method, path, headers=None, body=None):
+    h = http.client.HTTPConnection("127.0.0.1", int(E["FRONT_PORT"]), timeout=10)
+    h.request(method, path, body=body, headers=headers or {})
+    r = h.getresponse()
+    data = r.read()
+    h.close()
+    return r, data
+
+
+def api_login(email, password):
+    """Logs in through the front: (session cookie value, CSRF token)."""
+    r, data = front("POST", "/api/v1/login", {"Content-Type": "application/json"},
+                    json.dumps({"email": email, "password": password}))
+    check(r.status == 200, f"login {email}: {r.status} {data!r}")
+    cookie = r.getheader("Set-Cookie") or ""
+    check(cookie.startswith("rastro_session="), f"login {email}: Set-Cookie {cookie!r}")
+    return cookie.split(";", 1)[0].split("=", 1)[1], json.loads(data)["csrf"]
+
+
+def closed_with(c, what, timeout=20):
+    """Reads (answering pings) until the server closes C: (code, reason)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                c.recv_message(timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+    except WsClosed as e:
+        return e.args[0], e.args[1]
+    except (ConnectionResetError, BrokenPipeError):
+        return None, "reset"
+    fail(f"{what}: the feed was not closed within {timeout}s")
+
+
+def feed(token, bots):
+    c = open_client(token)
+    c.send_json({"type": "subscribe", "bots": bots})
+    next_of(c, ("snapshot",))
+    return c
+
+
+def bump(owner, bot):
+    """One more click for BOT today, NOTIFYed the aggregator's way."""
+    psql(f"""INSERT INTO analytics_hourly AS h (owner_id, day, hour, pool_id, bot_id, utm_source,
+               utm_campaign, clicks)
+             SELECT {owner}, (now () AT TIME ZONE u.tz)::date,
+                    extract (hour FROM now () AT TIME ZONE u.tz)::smallint, 0, {bot},
+                    'session-test', 'round', 1
+               FROM (SELECT rastro_timezone (timezone) AS tz FROM users WHERE id = {owner}) u
+             ON CONFLICT (owner_id, day, hour, pool_id, bot_id, utm_source, utm_campaign)
+             DO UPDATE SET clicks = h.clicks + 1;
+             SELECT pg_notify ('rastro_analytics', '{owner}')""")
+
+
+def sha(token):
+    return f"sha256 (convert_to ('{token}', 'UTF8'))"
+
+
+s1, csrf1 = api_login("a@bcast.test", "broadcaster-pw-a")
+s2, csrf2 = api_login("a@bcast.test", "broadcaster-pw-a")
+s3, _ = api_login("a@bcast.test", "broadcaster-pw-a")
+check(len({s1, s2, s3, E["TOKEN_A"]}) == 4, "every login is a new session")
+ended_before = metric("rastro_broadcaster_sessions_ended_total")
+c1, c2, c3 = feed(s1, [BOT_A1]), feed(s2, [BOT_A1]), feed(s3, [BOT_A1])
+cb = feed(E["TOKEN_B"], [BOT_B1])
+state_2 = {}
+
+# Logout of S1 (cookie + CSRF, as the dashboard does it): only S1's feed ends.
+r, data = front("POST", "/api/v1/logout", {"Cookie": f"rastro_session={s1}", "X-CSRF-Token": csrf1})
+check(r.status == 204, f"logout: {r.status} {data!r}")
+code, reason = closed_with(c1, "the logged-out session's feed")
+check((code, reason) == (4001, "session ended"), f"logout: closed with {code} {reason!r}")
+check(f"user {A} logged out" in open(E["BC_LOG"]).read(),
+      "the broadcaster did not hear the logout's rastro_sessions NOTIFY")
+check(client(s1).connect() == 401, "the logged-out session still upgrades")
+bump(A, BOT_A1)
+wait_values(c2, state_2, {f"bot:{BOT_A1}": expected(A, f"h.bot_id = {BOT_A1}")})
+print("logout: S1's feed closed with 4001, S2's feed kept its updates")
+
+# S2 expires (no NOTIFY): the periodic check (refresh_s = 2) closes it.
+psql(f"UPDATE sessions SET expires_at = now () - interval '1 s' WHERE token_hash = {sha(s2)}")
+code, reason = closed_with(c2, "the expired session's feed")
+check((code, reason) == (4001, "session ended"), f"expiry: closed with {code} {reason!r}")
+print("expiry: S2's feed closed with 4001")
+
+# S3's row deleted by hand (no NOTIFY either): closed too.
+check(psql(f"DELETE FROM sessions WHERE token_hash = {sha(s3)} RETURNING 1") == "1", "S3's row")
+code, reason = closed_with(c3, "the deleted session's feed")
+check((code, reason) == (4001, "session ended"), f"deleted row: closed with {code} {reason!r}")
+deadline = time.monotonic() + 10        # the .prom file is written every second
+while metric("rastro_broadcaster_sessions_ended_total") < ended_before + 3:
+    check(time.monotonic() < deadline, "sessions_ended_total did not count the three closes")
+    time.sleep(0.2)
+
+# B's feed (a live session) was left alone all along and still works.
+cb.send_json({"type": "subscribe", "bots": [BOT_B1]})
+check(next_of(cb, ("snapshot",))["bots"] == {str(BOT_B1): expected(B, f"h.bot_id = {BOT_B1}")},
+      "B's feed after the other user's sessions ended")
+cb.close()
+log = open(E["BC_LOG"]).read()
+check(not any(t in log for t in (s1, s2, s3)), "a session token reached the log")
+print("sessions: logout, expiry and a deleted row close their feeds (4001); others stay")
 PY
 
 kill -0 "$BC_PID" 2>/dev/null || rt_fail "the broadcaster died"

@@ -6,10 +6,16 @@
 // store Alpine.store('live'): total, bots[id], pools[id], and flash["bot:1.clicks"]
 // = true for a short while after a number changed. On close the client
 // reconnects with exponential backoff (1 s doubling up to 30 s, with jitter)
-// and subscribes again; the fresh snapshot is the resume.
+// and subscribes again; the fresh snapshot is the resume. Except after close
+// code 4001 (the session ended: logout elsewhere, expiry): then it asks the
+// API once (GET /me), whose 401 logs the page out exactly as any API 401
+// does (api.js's unauthorized handler → login page); only if the API still
+// knows a session (a new login in another tab) does it reconnect.
 import Alpine from 'alpinejs';
+import { get, ApiError } from './api.js';
 
 const FLASH_MS = 1600;
+const CLOSE_SESSION_ENDED = 4001;   // schemas/websocket.md
 const FIELDS = ['clicks', 'automated_clicks', 'starts', 'checkouts', 'purchases', 'revenue_cents'];
 
 let ws = null;
@@ -98,13 +104,26 @@ function connect() {
     send();
   };
   sock.onmessage = (ev) => { if (ws === sock) onMessage(ev); };
-  sock.onclose = () => {
+  sock.onclose = (ev) => {
     if (ws !== sock) return;
     ws = null;
     store().status = 'off';
-    scheduleReconnect();
+    if (ev.code === CLOSE_SESSION_ENDED) sessionEnded();
+    else scheduleReconnect();
   };
   sock.onerror = () => { /* onclose follows */ };
+}
+
+// The feed's session ended: no reconnect loop with a dead cookie. GET /me
+// answers 401 and api.js's handler forgets the session and shows the login
+// page (live.stop() runs there). Any other answer: reconnect as usual.
+async function sessionEnded() {
+  try {
+    await get('/me');
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+  }
+  scheduleReconnect();
 }
 
 function scheduleReconnect() {
