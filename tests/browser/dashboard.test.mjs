@@ -353,6 +353,25 @@ test('logs out', async () => {
   await page.waitForSelector('[data-test=login-form]');
 });
 
+test('a session ended elsewhere closes the live page: back to the login form, no reconnect loop', async () => {
+  await page.fill('#login-email', EMAIL);
+  await page.fill('#login-password', PASSWORD);
+  await page.click('[data-test=login-submit]');
+  await page.waitForSelector('section[data-page=overview]', { timeout: 20000 });
+  await goto(`#/pools/${POOL_ID}`, 'pool');
+  await page.waitForFunction(() => window.Alpine.store('live').status === 'open', null, { timeout: LIVE_TIMEOUT });
+  // The session ends behind the app's back (as a logout in another tab would):
+  // the broadcaster closes the feed with 4001 and the page must notice alone.
+  const st = await page.evaluate(async () => (await fetch('/api/v1/logout', {
+    method: 'POST', headers: { 'X-CSRF-Token': window.Alpine.store('session').csrf } })).status);
+  assert.equal(st, 204);
+  await page.waitForSelector('[data-test=login-form]', { timeout: LIVE_TIMEOUT });
+  const connects = await page.evaluate(() => window.Alpine.store('live').connects);
+  await page.waitForTimeout(3000);
+  assert.equal(await page.evaluate(() => window.Alpine.store('live').connects), connects,
+    'the live feed kept reconnecting after its session ended');
+});
+
 test('no script error or CSP violation on any page', () => {
   assert.deepEqual(pageErrors, []);
 });
