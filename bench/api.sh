@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bench/api.sh [--build DIR] [--iterations N] [--http] [--no-record]
+usage: bench/api.sh [--build DIR] [--iterations N] [--http] [--write] [--no-record]
 
 Starts a private PostgreSQL under a temporary directory (`rastro db start`
 with RASTRO_DATA_DIR), applies the migrations, generates the data set of
@@ -19,6 +19,10 @@ PGconn (SQL + JSON + serialisation, no HTTP), ITERATIONS times per case
                  (default: build-release/, configured Release when missing)
   --http         also time the same routes through rastro-front over HTTP
                  (logged in, keep-alive, one client; Python's http.client)
+  --write        also time the write side: aggregator-shaped statements
+                 (bench/api_write.sql, pgbench, ITERATIONS each) of 1, 10 and
+                 50 keys in the current hour, and 10 keys 30 days back (a late
+                 event), with the rollup triggers running
   --no-record    do not append the results to bench/RESULTS.md
 
 Everything is private and temporary and stopped at the end.
@@ -29,12 +33,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=""
 ITER=300
 HTTP=0
+WRITE=0
 RECORD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --build) BUILD=$2; shift 2 ;;
     --iterations) ITER=$2; shift 2 ;;
     --http) HTTP=1; shift ;;
+    --write) WRITE=1; shift ;;
     --no-record) RECORD=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "api.sh: unknown option $1 (--help)" >&2; exit 2 ;;
@@ -94,7 +100,7 @@ c.request("POST", "/api/v1/login", json.dumps({"email": "bench@rastro.local", "p
           {"Content-Type": "application/json"})
 r = c.getresponse(); r.read()
 cookie = r.getheader("Set-Cookie").split(";")[0]
-cases = ["/summary?range=30d", "/funnel?range=30d", "/hourly?range=30d", "/utm?range=30d",
+cases = ["/summary?range=30d", "/funnel?range=30d", "/hourly?range=30d", "/daily?range=30d", "/utm?range=30d",
          "/by-bot?range=30d", "/by-pool?range=30d", "/leads?limit=50", "/payments?limit=50"]
 print("| GET /api/v1... | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|")
 for path in cases:
@@ -115,12 +121,30 @@ PY
   HTTP_MD=$(cat "$TMP/http.md")
 fi
 
+WRITE_MD=""
+if [ $WRITE = 1 ]; then
+  OWNER=$(psql "$URL" -qAtX -c "SELECT id FROM users WHERE email = 'bench@rastro.local'")
+  {
+    echo "| aggregator-shaped statement | latency avg ms |"
+    echo "|---|---:|"
+    for spec in "1 0" "10 0" "50 0" "10 30"; do
+      set -- $spec
+      out=$(pgbench -n -f "$ROOT/bench/api_write.sql" -D owner="$OWNER" -D keys="$1" -D back="$2" \
+              -t "$ITER" "$URL" 2>&1) || { echo "$out" >&2; exit 1; }
+      avg=$(echo "$out" | awk '/latency average/ {print $4}')
+      echo "| $1 keys, $([ "$2" = 0 ] && echo "this hour" || echo "$2 days back") | $avg |"
+    done
+  } > "$TMP/write.md"
+  cat "$TMP/write.md"
+  WRITE_MD=$(cat "$TMP/write.md")
+fi
+
 if [ $RECORD = 1 ]; then
   {
     echo
     echo "## Analytics API latency (bench/api.sh), $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Command: \`bench/api.sh --build $BUILD --iterations $ITER$([ $HTTP = 1 ] && echo ' --http')\`" \
+    echo "Command: \`bench/api.sh --build $BUILD --iterations $ITER$([ $HTTP = 1 ] && echo ' --http')$([ $WRITE = 1 ] && echo ' --write')\`" \
          "($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), shared with other work;" \
          "build type $(grep -m1 CMAKE_BUILD_TYPE: "$BUILD/CMakeCache.txt" | cut -d= -f2))."
     echo "Data (bench/api_gen.sql, generated in ${GEN_S}s): one seller, 500 bots, 20 pools, 366 days × 24 h;"
@@ -135,6 +159,12 @@ if [ $RECORD = 1 ]; then
       echo "Over HTTP (rastro-front, logged in, one keep-alive client in Python, client-side time):"
       echo
       echo "$HTTP_MD"
+    fi
+    if [ -n "$WRITE_MD" ]; then
+      echo
+      echo "Write side (pgbench, one connection, autocommit, bench/api_write.sql):"
+      echo
+      echo "$WRITE_MD"
     fi
     echo
     echo "- target: p99 < 5 ms for every route"

@@ -6,7 +6,7 @@
     against the data set of bench/api_gen.sql:
 
         bench_api_bench --db CONNINFO [--email bench@rastro.local]
-                        [--iterations 300] [--warmup 30]
+                        [--iterations 300] [--warmup 30] [--only TEXT]
 
     For every case (route × range × filter) it prints one markdown table row:
     p50, p99 and max in milliseconds over ITERATIONS calls after WARMUP, the
@@ -14,7 +14,7 @@
     (/proc/PID/stat, clock ticks: the work itself, whatever else the machine
     runs meanwhile), and the size of the answer. The custom 366-day case uses the range (ending
     within the data's year) whose block cover is the longest, the worst case
-    of the rollups. Exits 1 when a handler fails or answers anything but 200.
+    of the rollups. --only runs the cases whose label contains TEXT. Exits 1 when a handler fails or answers anything but 200.
 */
 #include "rst_apiq.h"
 
@@ -105,7 +105,7 @@ s_scalar (PGconn *db, const char *sql)
 int
 main (int argc, char **argv)
 {
-    const char *conninfo = NULL, *email = "bench@rastro.local";
+    const char *conninfo = NULL, *email = "bench@rastro.local", *only = NULL;
     int iterations = 300, warmup = 30;
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "--db") && i + 1 < argc)
@@ -116,8 +116,11 @@ main (int argc, char **argv)
             iterations = atoi (argv[++i]);
         else if (!strcmp (argv[i], "--warmup") && i + 1 < argc)
             warmup = atoi (argv[++i]);
+        else if (!strcmp (argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
-            fprintf (stderr, "usage: %s --db CONNINFO [--email E] [--iterations N] [--warmup N]\n",
+            fprintf (stderr, "usage: %s --db CONNINFO [--email E] [--iterations N] [--warmup N]"
+                     " [--only TEXT]\n",
                      argv[0]);
             return 2;
         }
@@ -180,6 +183,11 @@ main (int argc, char **argv)
     rst_apiq_format_date (worst_to - 365, y_from);
     rst_apiq_format_date (worst_to, y_to);
     snprintf (year, sizeof year, "range=custom&from=%s&to=%s", y_from, y_to);
+    //  /hourly's longest range: the 31 days up to today.
+    char m_from[11], m_to[11], month31[64];
+    rst_apiq_format_date (today - 30, m_from);
+    rst_apiq_format_date (today, m_to);
+    snprintf (month31, sizeof month31, "range=custom&from=%s&to=%s", m_from, m_to);
     printf ("366-day worst-case range %s..%s: %zu blocks (the longest cover of any 30-day range: %zu)\n\n",
             y_from, y_to, worst, n30);
 
@@ -206,8 +214,13 @@ main (int argc, char **argv)
     CASE ("hourly 30d", "/hourly", "%s", "range=30d");
     CASE ("hourly 30d bot", "/hourly", "%s&bot=%s", "range=30d", bot);
     CASE ("hourly 30d pool", "/hourly", "%s&pool=%s", "range=30d", pool);
-    CASE ("hourly 366d", "/hourly", "%s", year);
-    CASE ("hourly 366d bot", "/hourly", "%s&bot=%s", year, bot);
+    CASE ("hourly 31d", "/hourly", "%s", month31);
+    CASE ("hourly 31d bot", "/hourly", "%s&bot=%s", month31, bot);
+    CASE ("daily 30d", "/daily", "%s", "range=30d");
+    CASE ("daily 366d", "/daily", "%s", year);
+    CASE ("daily 366d pool", "/daily", "%s&pool=%s", year, pool);
+    CASE ("daily 366d bot", "/daily", "%s&bot=%s", year, bot);
+    CASE ("daily 366d bot pool", "/daily", "%s&bot=%s&pool=%s", year, bot, pool);
     CASE ("utm campaign 30d", "/utm", "%s", "range=30d");
     CASE ("utm campaign 366d", "/utm", "%s", year);
     CASE ("utm source 366d pool", "/utm", "%s&group=source&pool=%s", year, pool);
@@ -221,6 +234,7 @@ main (int argc, char **argv)
     CASE ("leads bot 200", "/leads", "limit=200&bot=%s", bot);
     CASE ("payments first page", "/payments", "%s", "limit=50");
     CASE ("payments paid pool", "/payments", "status=paid&pool=%s", pool);
+    CASE ("payments pool", "/payments", "limit=50&pool=%s", pool);
     CASE ("lead detail", "/leads/:id", "%s", "");
     cases[ncases - 1].id = strtoll (lead, NULL, 10);
     snprintf (cases[ncases - 1].path, sizeof cases[ncases - 1].path, "/leads/%s", lead);
@@ -235,6 +249,8 @@ main (int argc, char **argv)
     int failed = 0;
     for (size_t k = 0; k < ncases; k++) {
         s_case_t *c = &cases[k];
+        if (only && !strstr (c->label, only))
+            continue;
         const rst_api_route_t *route = s_route (c->pattern);
         if (!route) {
             fprintf (stderr, "api_bench: no route %s\n", c->pattern);

@@ -10,7 +10,7 @@
 --
 -- Fast: set-based generate_series; the rollup triggers are disabled during
 -- the bulk load and the rollups rebuilt once at the end
--- (rastro_rollups_rebuild, 008_rollups.sql). Pseudo-random but
+-- (rastro_rollups_rebuild: 008_rollups.sql and 009_api_speed.sql). Pseudo-random but
 -- deterministic (integer hashes), so runs are comparable.
 --
 --   psql "$URL" -v ON_ERROR_STOP=1 -f bench/api_gen.sql

@@ -822,6 +822,9 @@ s_hourly (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
     int rc = s_context (req, db, res, S_RANGE | S_POOL | S_BOT, &ctx);
     if (rc)
         return rc > 0 ? 0 : -1;
+    if (ctx.to - ctx.from + 1 > RST_APIQ_HOURLY_MAX_DAYS)
+        return rst_api_error (res, 400, "range longer than 31 days: /hourly is by hour; "
+                                        "use /daily for longer ranges");
     const char *sql = ctx.has_bot ? s_sql_hourly_bot
                     : ctx.has_pool ? s_sql_hourly_pool : s_sql_hourly_owner;
     PGresult *r = s_exec_ctx (db, "hourly", sql, &ctx);
@@ -866,6 +869,110 @@ s_hourly (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
     }
     PQclear (r);
     PQclear (spend);
+    return s_finish (&j, root, res);
+}
+
+//  /daily: one row per day with activity (or spend), from the day rollups.
+#define S_NONZERO(t)                                                                   \
+    "(sum (" t ".clicks) <> 0 OR sum (" t ".automated_clicks) <> 0 OR sum (" t ".starts) <> 0"   \
+    " OR sum (" t ".checkouts) <> 0 OR sum (" t ".purchases) <> 0 OR sum (" t ".revenue_cents) <> 0)"
+
+//  All pools (analytics_day_owner) or one (the level-0 blocks of
+//  analytics_roll_pool), plus spend.
+//  The spend per day: spend_day (009_api_speed.sql, the sums of spend_daily
+//  per owner and day, pool -1, or per pool and day).
+#define S_DAILY_SPEND                                                                          \
+    "), s AS ("                                                                                \
+    "  SELECT s.day - DATE '1970-01-01' AS d, s.amount_cents AS spend FROM spend_day s"        \
+    "   WHERE s.owner_id = $1 AND s.pool_id = COALESCE ($4::bigint, -1)"                       \
+    "     AND s.day BETWEEN $6 AND $7 AND s.amount_cents <> 0"                                 \
+    ") "                                                                                       \
+    "SELECT COALESCE (m.d, s.d), " S_M_SUMS ", COALESCE (s.spend, 0)"                          \
+    "  FROM m FULL JOIN s ON s.d = m.d ORDER BY 1"
+
+static const char *s_sql_daily_owner =
+    "WITH m AS ("
+    "  SELECT r.day - DATE '1970-01-01' AS d, " S_SUMS ("r")
+    "    FROM analytics_day_owner r"
+    "   WHERE r.owner_id = $1 AND r.day BETWEEN $6 AND $7"
+    "   GROUP BY r.day HAVING " S_NONZERO ("r")
+    S_DAILY_SPEND;
+
+static const char *s_sql_daily_pool =
+    "WITH m AS ("
+    "  SELECT r.start AS d, " S_SUMS ("r")
+    "    FROM analytics_roll_pool r"
+    "   WHERE r.owner_id = $1 AND r.pool_id = $4 AND r.lvl = 0"
+    "     AND r.start BETWEEN $6 - DATE '1970-01-01' AND $7 - DATE '1970-01-01'"
+    "   GROUP BY r.start HAVING " S_NONZERO ("r")
+    S_DAILY_SPEND;
+
+//  One bot (all its pools): the differences of its cumulative sums
+//  (analytics_cum_bot), from the latest row before the range on.
+#define S_LAG(c) c " - lag (" c ", 1, 0::bigint) OVER w AS " c
+static const char *s_sql_daily_bot =
+    "WITH c AS ("
+    "  SELECT day, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents"
+    "    FROM analytics_cum_bot WHERE owner_id = $1 AND bot_id = $5 AND day BETWEEN $6 AND $7"
+    "  UNION ALL"
+    "  (SELECT day, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents"
+    "     FROM analytics_cum_bot WHERE owner_id = $1 AND bot_id = $5 AND day < $6"
+    "    ORDER BY day DESC LIMIT 1)"
+    "), d AS ("
+    "  SELECT day, " S_LAG ("clicks") ", " S_LAG ("automated_clicks") ", " S_LAG ("starts") ","
+    "         " S_LAG ("checkouts") ", " S_LAG ("purchases") ", " S_LAG ("revenue_cents")
+    "    FROM c WINDOW w AS (ORDER BY day)"
+    ") "
+    "SELECT day - DATE '1970-01-01', clicks, automated_clicks, starts, checkouts, purchases,"
+    "       revenue_cents, NULL::bigint"
+    "  FROM d WHERE day >= $6"
+    "   AND (clicks <> 0 OR automated_clicks <> 0 OR starts <> 0 OR checkouts <> 0"
+    "        OR purchases <> 0 OR revenue_cents <> 0)"
+    " ORDER BY day";
+
+//  One bot in one pool: the level-0 blocks of analytics_roll_bot.
+static const char *s_sql_daily_bot_pool =
+    "SELECT r.start, " S_SUMS ("r") ", NULL::bigint"
+    "  FROM analytics_roll_bot r"
+    " WHERE r.owner_id = $1 AND r.bot_id = $5 AND r.pool_id = $4 AND r.lvl = 0"
+    "   AND r.start BETWEEN $6 - DATE '1970-01-01' AND $7 - DATE '1970-01-01'"
+    " GROUP BY r.start HAVING " S_NONZERO ("r") " ORDER BY r.start";
+
+static int
+s_daily (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
+{
+    s_ctx_t ctx;
+    int rc = s_context (req, db, res, S_RANGE | S_POOL | S_BOT, &ctx);
+    if (rc)
+        return rc > 0 ? 0 : -1;
+    const char *sql = ctx.has_bot ? (ctx.has_pool ? s_sql_daily_bot_pool : s_sql_daily_bot)
+                    : ctx.has_pool ? s_sql_daily_pool : s_sql_daily_owner;
+    PGresult *r = s_exec_ctx (db, "daily", sql, &ctx);
+    if (!r)
+        return -1;
+    s_json_t j = {false};
+    cJSON *root = s_answer (&j, &ctx);
+    static const char *keys[] = {",\"clicks\":", ",\"automated_clicks\":", ",\"starts\":",
+                                 ",\"checkouts\":", ",\"purchases\":", ",\"revenue_cents\":",
+                                 ",\"spend_cents\":"};
+    char day[11];
+    s_buf_t b = {NULL, 0, 0, false};
+    s_buf_lit (&b, "[");
+    for (int i = 0; i < PQntuples (r); i++) {
+        rst_apiq_format_date ((int32_t) s_int (r, i, 0), day);
+        s_buf_str (&b, i ? ",{\"day\":\"" : "{\"day\":\"");
+        s_buf_put (&b, day, 10);
+        s_buf_lit (&b, "\"");
+        for (int k = 0; k < 7; k++) {
+            s_buf_str (&b, keys[k]);
+            //  By bot, spend cannot be attributed: null.
+            s_buf_str (&b, PQgetisnull (r, i, 1 + k) ? "null" : PQgetvalue (r, i, 1 + k));
+        }
+        s_buf_lit (&b, "}");
+    }
+    s_buf_lit (&b, "]");
+    s_buf_finish (&j, root, "rows", &b);
+    PQclear (r);
     return s_finish (&j, root, res);
 }
 
@@ -1012,14 +1119,21 @@ s_utm (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
     return s_finish (&j, root, res);
 }
 
+//  Each bot's sums over [from, to] from its cumulative sums (dense rows per
+//  day and bot, and each bot's last row: 009_api_speed.sql): cum(to) −
+//  cum(from − 1), where cum(X) is the last row's when X is on or after its
+//  day, else the row at X, else 0 (before the bot's first day). Two runs of
+//  ~one row per bot, and the owner's last rows: no per-bot probes.
+#define S_CUM_AT(r, x, c) "COALESCE (CASE WHEN l.day <= " x " THEN l." c " END, " r "." c ", 0)"
+#define S_CUM_DIFF(c) S_CUM_AT ("hi", "$7", c) " - " S_CUM_AT ("lo", "$6 - 1", c)
 static const char *s_sql_by_bot =
-    S_BLOCKS ", m AS ("
-    "  SELECT r.bot_id, " S_SUMS ("r")
-    "    FROM b JOIN analytics_roll_bot r ON r.owner_id = $1 AND r.lvl = b.lvl AND r.start = b.start"
-    "   GROUP BY r.bot_id"
-    ") "
-    "SELECT x.id, x.username, " S_M_SUMS
-    "  FROM bots x LEFT JOIN m ON m.bot_id = x.id"
+    "SELECT x.id, x.username, " S_CUM_DIFF ("clicks") ", " S_CUM_DIFF ("automated_clicks") ","
+    "       " S_CUM_DIFF ("starts") ", " S_CUM_DIFF ("checkouts") ", " S_CUM_DIFF ("purchases") ","
+    "       " S_CUM_DIFF ("revenue_cents")
+    "  FROM bots x"
+    "  LEFT JOIN analytics_cum_bot_last l ON l.owner_id = $1 AND l.bot_id = x.id"
+    "  LEFT JOIN analytics_cum_bot hi ON hi.owner_id = $1 AND hi.day = $7 AND hi.bot_id = x.id"
+    "  LEFT JOIN analytics_cum_bot lo ON lo.owner_id = $1 AND lo.day = $6 - 1 AND lo.bot_id = x.id"
     " WHERE x.owner_id = $1 ORDER BY x.id";
 
 static int
@@ -1136,8 +1250,8 @@ static const char *s_sql_leads =
 
 static const char *s_sql_payments =
     "SELECT " S_PAYMENT_COLS
-    "  FROM (SELECT p.* FROM payments p JOIN leads l ON l.id = p.lead_id"
-    "         WHERE p.owner_id = $1 AND ($2::bigint IS NULL OR l.pool_id = $2)"
+    "  FROM (SELECT p.* FROM payments p"
+    "         WHERE p.owner_id = $1 AND ($2::bigint IS NULL OR p.pool_id = $2)"
     "           AND ($3::bigint IS NULL OR p.bot_id = $3)"
     "           AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5))"
     "           AND ($7::text IS NULL OR p.status = $7)"
@@ -1383,6 +1497,7 @@ const rst_api_route_t rst_apiq_routes[] = {
     {"GET", "/summary", s_summary, 0},
     {"GET", "/funnel", s_funnel, 0},
     {"GET", "/hourly", s_hourly, 0},
+    {"GET", "/daily", s_daily, 0},
     {"GET", "/utm", s_utm, 0},
     {"GET", "/by-bot", s_by_bot, 0},
     {"GET", "/by-pool", s_by_pool, 0},

@@ -3,20 +3,26 @@
     Routes (rst_apiq_routes, all GET, all scoped to req->owner_id; shapes in
     schemas/openapi.yaml):
 
-        /summary   /funnel   /hourly   /utm   /by-bot   /by-pool
+        /summary   /funnel   /hourly   /daily   /utm   /by-bot   /by-pool
         /leads     /leads/:id     /payments     /payments/:id
 
     Ranges (range=today|yesterday|7d|30d|custom&from=&to=) are days in the
     owner's time zone (req->timezone, through rastro_timezone()); custom
     needs both dates (strict YYYY-MM-DD, from ≤ to, at most 366 days).
     `pool` and `bot` filters must be the owner's (404 otherwise, exactly as
-    an id that does not exist; pool=0 means organic leads).
+    an id that does not exist; pool=0 means organic leads). /hourly takes
+    at most RST_APIQ_HOURLY_MAX_DAYS days (a year of hours is a 1 MB answer:
+    400, naming /daily); /daily has one row per day for any range.
 
     Speed: sums come from the rollups of schemas/sql/008_rollups.sql. A
     range is read as its canonical cover by aligned blocks of 4^L days
-    (rst_apiq_cover), so a year is ~25 rows per key instead of 366. Spend
-    comes from the spend_daily view (per pool; per campaign for Meta's);
-    it is null where it cannot be attributed (by bot, by utm_source).
+    (rst_apiq_cover), so a year is ~25 rows per key instead of 366. /by-bot
+    and /daily by bot read per-bot cumulative sums instead
+    (schemas/sql/009_api_speed.sql): a range is two rows per bot; /daily
+    reads one row per day (analytics_day_owner, a pool's level-0 blocks).
+    Spend comes from the spend_daily view (per pool; per campaign for
+    Meta's), /daily's from its per-day sums (spend_day, 009); it is null
+    where it cannot be attributed (by bot, by utm_source).
 
     Lists (/leads, /payments) are newest first with keyset pagination: the
     opaque cursor is the hex of "<created_at in µs since the epoch>:<id>" of
@@ -31,6 +37,7 @@
 #include <stdint.h>
 
 #define RST_APIQ_MAX_DAYS     366     //  longest custom range, days
+#define RST_APIQ_HOURLY_MAX_DAYS 31   //  longest range of /hourly, days
 #define RST_APIQ_MAX_LEVEL    4       //  largest rollup block: 4^4 = 256 days
 #define RST_APIQ_MAX_BLOCKS   64      //  a cover of ≤ 366 days needs far fewer
 #define RST_APIQ_LIMIT_MAX    200     //  page size bounds of /leads and /payments

@@ -201,6 +201,26 @@ test('the overview and the bot page show the new numbers', async () => {
   assert.equal(await page.locator('section[data-page=bot] [data-test=not-found]').isVisible(), false);
 });
 
+test('a custom range over 31 days shows the totals and a daily chart', async () => {
+  await goto('#/', 'overview');
+  const today = JSON.parse((await apiGet('/summary?range=today')).body).range.to;
+  const d = new Date(today + 'T12:00:00Z');
+  d.setUTCDate(d.getUTCDate() - 60);
+  const from = d.toISOString().slice(0, 10);
+  const want = JSON.parse((await apiGet(`/summary?range=custom&from=${from}&to=${today}`)).body).metrics;
+  await page.click('section[data-page=overview] [data-range=custom]');
+  const form = page.locator('section[data-page=overview] form:visible');
+  await form.locator('input[type=date]').nth(0).fill(from);
+  await form.locator('input[type=date]').nth(1).fill(today);
+  const daily = page.waitForResponse((r) => r.url().includes('/api/v1/daily?') && r.status() === 200);
+  await form.locator('button[type=submit]').click();
+  await daily;
+  await waitMetric('revenue_cents', brl(want.revenue_cents));
+  await waitMetric('clicks', String(want.clicks));
+  assert.ok(await page.locator('[data-test=chart] canvas').count() > 0, 'the daily chart is drawn');
+  await page.click('section[data-page=overview] [data-range=today]');
+});
+
 test('another user\'s bot and pool are not found', async () => {
   for (const [hash, name] of [[`#/bots/${OTHER_BOT_ID}`, 'bot'], [`#/pools/${OTHER_POOL_ID}`, 'pool']]) {
     await goto(hash, name);

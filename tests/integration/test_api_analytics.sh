@@ -14,7 +14,13 @@
 # never appear; B's bot or pool as a filter → 404; bad parameters → 400;
 # /leads walked page by page with limit=3 (every lead exactly once, newest
 # first, ties by id), /payments with status and pool filters, the details.
-# Finally the rollups equal a rebuild from analytics_hourly.
+# Phase 2 (009_api_speed.sql): back-dated deltas (before a bot's first day,
+# between its rows), a delete, spend changes and a lead that adopts a pool
+# after paying; /by-bot over ranges worked out from the rows (and equal to
+# /summary?bot= over every pair of 11 days), /daily (+ spend per day; pool,
+# organic, bot, bot+pool; sums = /summary), /hourly's 31-day cap (400 naming
+# /daily), /payments by pool (the lead's) with status.
+# Finally the rollups (008's, 009's, spend_day) equal a rebuild.
 . "$(dirname "$0")/lib.sh"
 rt_setup api_analytics
 
@@ -331,7 +337,188 @@ eq("payment detail", (202, "pending", None, "Eva", 22), (p["id"], p["status"], p
 sys.exit(1 if failures else 0)
 PY
 
-# The rollups the triggers kept equal a rebuild from analytics_hourly.
+# ---- Phase 2 (009_api_speed.sql): late and back-dated deltas, a delete, a
+# lead that adopts a pool after its payment; then /by-bot (cumulative sums)
+# against numbers worked out by hand and against /summary?bot= (the block
+# rollups) over many ranges, /daily, the /hourly cap, /payments by pool.
+#   bot 12: 06-10 extends its rows (last day was 03-11); 04-01 is back-dated
+#           (rows up to 06-10 exist); bot 13: 06-05 is before its first day
+#           (today); bot 11: its 03-12 row (2000 clicks) is deleted.
+agg "($A, '2026-06-10', 5, 22, 12, 'fb', 'camp1', 5, 0, 1, 0, 0, 0)"
+agg "($A, '2026-04-01', 3, 21, 12, 'fb', 'camp1', 7, 1, 2, 1, 1, 4700)"
+agg "($A, '2026-06-05', 1, 22, 13, 'tt', 'camp9', 2, 0, 0, 0, 0, 0)"
+rt_psql "DELETE FROM analytics_hourly WHERE owner_id = $A AND bot_id = 11 AND day = '2026-03-12'" >/dev/null
+# Spend changes (spend_day follows): 03-12's Meta spend 777 → 800; 03-11's c1 (3000) moves from pool 22 to 21.
+rt_psql "UPDATE campaign_spend SET spend_cents = 800 WHERE owner_id = $A AND day = '2026-03-12';
+         UPDATE campaign_spend SET pool_id = 21 WHERE owner_id = $A AND day = '2026-03-11' AND campaign_id = 'c1'" >/dev/null
+# Lead 108 is organic when it pays (204), then adopts pool 22 (rst_funnel's lead upsert).
+rt_psql "
+INSERT INTO leads (id, owner_id, bot_id, tg_user_id, chat_id, first_name, pool_id, external_id, created_at)
+  VALUES (108, $A, 11, 10, 10, 'Gil', 0, 'tg:10', '2026-03-12 09:00:00+00');
+INSERT INTO payments (id, owner_id, bot_id, lead_id, offer_id, gateway, idempotency_key, charge_id,
+                      status, amount_cents, created_at, paid_at)
+  VALUES (204, $A, 11, 108, 41, 'pushinpay', 'k4', 'ch4', 'paid', 9700, '2026-03-12 10:00:00+00', '2026-03-12 10:01:00+00');" >/dev/null
+rt_assert_eq "0" "$(rt_psql "SELECT pool_id FROM payments WHERE id = 204")" "an organic lead's payment: pool 0"
+rt_psql "UPDATE leads SET pool_id = 22 WHERE id = 108" >/dev/null
+rt_assert_eq "0" "$(rt_psql "SELECT count (*) FROM payments p JOIN leads l ON l.id = p.lead_id WHERE p.pool_id <> l.pool_id")" \
+  "every payment's pool_id is its lead's"
+
+python3 - "$BASE" "$TODAY" <<'PY' || rt_fail "API answers, phase 2 (see the FAIL lines above)"
+import datetime, http.cookiejar, json, sys, urllib.error, urllib.request
+
+BASE, TODAY = sys.argv[1], sys.argv[2]
+failures = []
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg, file=sys.stderr)
+
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+def call(method, path, body=None):
+    data, h = None, {}
+    if body is not None:
+        data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
+    req = urllib.request.Request(BASE + "/api/v1" + path, data=data, method=method, headers=h)
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+def get(path, status=200):
+    st, body = call("GET", path)
+    if st != status:
+        fail("GET %s: status %d, expected %d: %s" % (path, st, status, body))
+    return body
+
+def eq(what, expected, actual):
+    if expected != actual:
+        fail("%s:\n  expected %s\n  got      %s" % (what, json.dumps(expected, sort_keys=True),
+                                                   json.dumps(actual, sort_keys=True)))
+
+KEYS = ("clicks", "automated_clicks", "starts", "checkouts", "purchases", "revenue_cents")
+def C(clicks=0, auto=0, starts=0, checkouts=0, purchases=0, revenue=0):
+    return dict(zip(KEYS, (clicks, auto, starts, checkouts, purchases, revenue)))
+def counts(row):
+    return {k: row[k] for k in KEYS}
+
+st, body = call("POST", "/login", {"email": "ana@example.com", "password": "senha forte 123"})
+if st != 200:
+    print("FAIL: login:", st, body, file=sys.stderr)
+    sys.exit(1)
+
+def custom(a, b):
+    return "range=custom&from=%s&to=%s" % (a, b)
+
+# ---- /by-bot over ranges whose answer is known ------------------------------
+def by_bot(rng):
+    return {r["bot_id"]: counts(r) for r in get("/by-bot?" + rng)["rows"]}
+eq("by-bot 03-12..06-09 (a deleted day, a back-dated delta)",
+   {11: C(100), 12: C(7, 1, 2, 1, 1, 4700), 13: C(2)}, by_bot(custom("2026-03-12", "2026-06-09")))
+eq("by-bot 04-01..06-10", {11: C(100), 12: C(12, 1, 3, 1, 1, 4700), 13: C(2)},
+   by_bot(custom("2026-04-01", "2026-06-10")))
+eq("by-bot 04-02..06-04 (between the rows)", {11: C(100), 12: C(), 13: C()},
+   by_bot(custom("2026-04-02", "2026-06-04")))
+eq("by-bot 06-02..06-04 (no activity)", {11: C(), 12: C(), 13: C()},
+   by_bot(custom("2026-06-02", "2026-06-04")))
+eq("by-bot 2026-03-09 (a bot's first day)", {11: C(1000), 12: C(), 13: C()},
+   by_bot(custom("2026-03-09", "2026-03-09")))
+# Every hourly row of A now: (bot, day, counts), to work out any range.
+ROWS = [(11, "2026-03-09", C(1000)), (11, "2026-03-10", C(15, 2, 7, 3, 2, 19400)),
+        (11, "2026-03-11", C(0, 0, 3, 0, 1, 9700)), (11, "2026-06-01", C(100)),
+        (12, "2026-03-10", C(8, 0, 4, 2, 1, 4700)), (12, "2026-03-11", C(4, 0, 2, 1, 1, 9700)),
+        (12, "2026-04-01", C(7, 1, 2, 1, 1, 4700)), (12, "2026-06-10", C(5, 0, 1)),
+        (13, "2026-06-05", C(2)), (13, TODAY, C(3, 1, 1))]
+def expected(a, b):
+    out = {11: C(), 12: C(), 13: C()}
+    for bot, day, m in ROWS:
+        if a <= day <= b:
+            out[bot] = {k: out[bot][k] + m[k] for k in KEYS}
+    return out
+t = datetime.date.fromisoformat(TODAY)
+y_from = (t - datetime.timedelta(days=365)).isoformat()
+year = custom(y_from, TODAY)
+eq("by-bot 366 days up to today", expected(y_from, TODAY), by_bot(year))
+# The same as /summary?bot= (the block rollups of 008) over many ranges.
+days = ["2026-03-08", "2026-03-09", "2026-03-10", "2026-03-11", "2026-03-12", "2026-03-31",
+        "2026-04-01", "2026-06-01", "2026-06-05", "2026-06-10", TODAY]
+for i, a in enumerate(days):
+    for b in days[i:]:
+        if (datetime.date.fromisoformat(b) - datetime.date.fromisoformat(a)).days > 365:
+            continue
+        rows = by_bot(custom(a, b))
+        eq("by-bot %s..%s" % (a, b), expected(a, b), rows)
+        for bot in (11, 12, 13):
+            eq("by-bot %s..%s bot %d = summary" % (a, b, bot),
+               counts(get("/summary?%s&bot=%d" % (custom(a, b), bot))["metrics"]), rows.get(bot))
+
+# ---- /daily -----------------------------------------------------------------
+def D(day, spend, *a):
+    r = C(*a)
+    r["day"], r["spend_cents"] = day, spend
+    return r
+R2 = custom("2026-03-09", "2026-06-10")
+RANGE2 = {"from": "2026-03-09", "to": "2026-06-10", "timezone": "America/Sao_Paulo"}
+eq("daily", {"range": RANGE2, "rows": [
+        D("2026-03-09", 0, 1000), D("2026-03-10", 15700, 23, 2, 11, 5, 3, 24100),
+        D("2026-03-11", 5000, 4, 0, 5, 1, 2, 19400), D("2026-03-12", 800),
+        D("2026-04-01", 0, 7, 1, 2, 1, 1, 4700), D("2026-06-01", 0, 100),
+        D("2026-06-05", 0, 2), D("2026-06-10", 0, 5, 0, 1)]},
+   get("/daily?" + R2))
+eq("daily pool 21", [D("2026-03-09", 0, 1000), D("2026-03-10", 15000, 23, 2, 11, 5, 3, 24100),
+                     D("2026-03-11", 3000), D("2026-03-12", 800), D("2026-04-01", 0, 7, 1, 2, 1, 1, 4700),
+                     D("2026-06-01", 0, 100)], get("/daily?" + R2 + "&pool=21")["rows"])
+eq("daily pool 22", [D("2026-03-11", 2000, 4, 0, 2, 1, 1, 9700), D("2026-06-05", 0, 2),
+                     D("2026-06-10", 0, 5, 0, 1)], get("/daily?" + R2 + "&pool=22")["rows"])
+eq("daily organic", [D("2026-03-10", 700), D("2026-03-11", 0, 0, 0, 3, 0, 1, 9700)],
+   get("/daily?" + R2 + "&pool=0")["rows"])
+eq("daily bot 12", [D("2026-03-10", None, 8, 0, 4, 2, 1, 4700), D("2026-03-11", None, 4, 0, 2, 1, 1, 9700),
+                    D("2026-04-01", None, 7, 1, 2, 1, 1, 4700), D("2026-06-10", None, 5, 0, 1)],
+   get("/daily?" + R2 + "&bot=12")["rows"])
+eq("daily bot 12 pool 22", [D("2026-03-11", None, 4, 0, 2, 1, 1, 9700), D("2026-06-10", None, 5, 0, 1)],
+   get("/daily?" + R2 + "&bot=12&pool=22")["rows"])
+eq("daily bot 11 from its second day", [D("2026-03-10", None, 15, 2, 7, 3, 2, 19400),
+                                        D("2026-03-11", None, 0, 0, 3, 0, 1, 9700)],
+   get("/daily?" + custom("2026-03-10", "2026-03-12") + "&bot=11")["rows"])
+eq("daily bot 13 up to today", [D(day, None, *m.values()) for bot, day, m in ROWS if bot == 13 and day >= y_from],
+   get("/daily?" + year + "&bot=13")["rows"])
+# A year of days adds up to the year's summary.
+y, s = get("/daily?" + year), get("/summary?" + year)["metrics"]
+eq("daily sums = summary", counts(s), {k: sum(r[k] for r in y["rows"]) for k in KEYS})
+eq("daily spend = summary spend", s["spend_cents"], sum(r["spend_cents"] for r in y["rows"]))
+for path in ("/daily?bot=91", "/daily?pool=92"):
+    get(path, 404)
+for path in ("/daily?range=custom&from=2025-01-01&to=2026-01-02", "/daily?bot=x"):
+    get(path, 400)
+
+# ---- /hourly: at most 31 days ----------------------------------------------------
+get("/hourly?" + custom("2026-03-01", "2026-03-31"))
+b = get("/hourly?" + custom("2026-03-01", "2026-04-01"), 400)
+if "/daily" not in (b or {}).get("error", ""):
+    fail("the /hourly cap's error does not name /daily: %s" % b)
+get("/hourly?range=30d")
+
+# ---- /payments by pool (the lead's, kept on the payment) and status -----------
+def ids(path):
+    return [p["id"] for p in get(path)["items"]]
+eq("payments pool 22 paid (lead adopted the pool after paying)", [204], ids("/payments?pool=22&status=paid"))
+eq("payments pool 22", [204, 202], ids("/payments?pool=22"))
+eq("payments pool 22 pending", [202], ids("/payments?pool=22&status=pending"))
+eq("payments pool 21 paid", [201], ids("/payments?pool=21&status=paid"))
+eq("payments pool 21 expired", [203], ids("/payments?pool=21&status=expired"))
+eq("payments organic", [], ids("/payments?pool=0"))
+eq("payments pool 21 paid, bot 11", [201], ids("/payments?pool=21&status=paid&bot=11"))
+b = get("/payments?pool=22&limit=1")
+eq("payments pool 22 page 1", [204], [p["id"] for p in b["items"]])
+eq("payments pool 22 page 2", [202], ids("/payments?pool=22&limit=1&cursor=" + b["next_cursor"]))
+
+sys.exit(1 if failures else 0)
+PY
+
+# The rollups the triggers kept (008's and 009's) equal a rebuild from
+# analytics_hourly (rows of all zeros left out: a delete leaves them).
 snap() {
   rt_psql "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (
              SELECT 'p', owner_id, lvl, start, pool_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_roll_pool
@@ -339,9 +526,21 @@ snap() {
              UNION ALL SELECT 'u' || utm_source || '/' || utm_campaign, owner_id, lvl, start, pool_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_roll_utm
              UNION ALL SELECT 'h', owner_id, hour, day - DATE '1970-01-01', 0, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_hour_owner
              UNION ALL SELECT 'hp', owner_id, hour, day - DATE '1970-01-01', pool_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_hour_pool
-             UNION ALL SELECT 'hb', owner_id, hour, day - DATE '1970-01-01', bot_id * 1000 + pool_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_hour_bot) x"
+             UNION ALL SELECT 'hb', owner_id, hour, day - DATE '1970-01-01', bot_id * 1000 + pool_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_hour_bot
+             UNION ALL SELECT 'cb', owner_id, 0, day - DATE '1970-01-01', bot_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_cum_bot
+             UNION ALL SELECT 'cl' || (first_day - DATE '1970-01-01'), owner_id, 0, day - DATE '1970-01-01', bot_id, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_cum_bot_last
+             UNION ALL SELECT 'do', owner_id, 0, day - DATE '1970-01-01', 0, clicks, automated_clicks, starts, checkouts, purchases, revenue_cents FROM analytics_day_owner) x
+           WHERE (clicks, automated_clicks, starts, checkouts, purchases, revenue_cents) <> (0, 0, 0, 0, 0, 0)"
 }
 KEPT=$(snap)
 rt_psql "SELECT rastro_rollups_rebuild ()" >/dev/null
 rt_assert_eq "$KEPT" "$(snap)" "rollups kept by the triggers vs. rebuilt"
+# The same for spend_day (009) against spend_daily.
+spend_snap() {
+  rt_psql "SELECT string_agg (owner_id || '/' || pool_id || '/' || day || '=' || amount_cents, ','
+                              ORDER BY owner_id, pool_id, day) FROM spend_day WHERE amount_cents <> 0"
+}
+KEPT=$(spend_snap)
+rt_psql "SELECT rastro_spend_day_rebuild ()" >/dev/null
+rt_assert_eq "$KEPT" "$(spend_snap)" "spend_day kept by the triggers vs. rebuilt"
 echo "test_api_analytics: ok"

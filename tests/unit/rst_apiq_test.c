@@ -12,7 +12,8 @@
     dbname, exported by scripts/test; without it they are skipped): a fresh
     database with every migration, two sellers' hourly rows written with
     the aggregator's INSERT ... ON CONFLICT shape (so the rollup triggers of
-    008 run), spend, then /summary, /by-bot, /utm and /leads are called
+    008 and 009 run), spend, then /summary, /by-bot, /utm, /daily, /hourly's
+    31-day cap and /leads are called
     directly and their JSON checked, including 404 for the other seller's
     bot and 400 for bad parameters. (tests/integration/test_api_analytics.sh
     checks every route over HTTP.)
@@ -341,6 +342,35 @@ test_handlers (void **state)
     assert_true (s_num (r0, "spend_cents") == 4000 && s_num (r0, "roi") == 1.425);
     assert_string_equal (cJSON_GetObjectItemCaseSensitive (r1, "key")->valuestring, "");
     assert_true (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (r1, "roi")));
+    cJSON_Delete (j);
+
+    //  /daily: one row per day (spend per day), by bot from the cumulative sums
+    //  (spend null); /hourly takes at most 31 days and names /daily beyond.
+    assert_int_equal (s_call (f, 1, "/daily", 0, range, &j), 200);
+    rows = cJSON_GetObjectItemCaseSensitive (j, "rows");
+    assert_int_equal (cJSON_GetArraySize (rows), 2);
+    r0 = cJSON_GetArrayItem (rows, 0), r1 = cJSON_GetArrayItem (rows, 1);
+    assert_string_equal (cJSON_GetObjectItemCaseSensitive (r0, "day")->valuestring, "2026-03-10");
+    assert_true (s_num (r0, "clicks") == 12 && s_num (r0, "revenue_cents") == 9700);
+    assert_true (s_num (r0, "spend_cents") == 4000 && s_num (r1, "spend_cents") == 1000);
+    assert_true (s_num (r1, "clicks") == 6 && s_num (r1, "purchases") == 1);
+    cJSON_Delete (j);
+    assert_int_equal (s_call (f, 1, "/daily", 0, "range=custom&from=2026-03-11&to=2026-03-11&bot=12", &j), 200);
+    rows = cJSON_GetObjectItemCaseSensitive (j, "rows");
+    assert_int_equal (cJSON_GetArraySize (rows), 1);
+    r0 = cJSON_GetArrayItem (rows, 0);
+    assert_true (s_num (r0, "clicks") == 6 && s_num (r0, "starts") == 3);
+    assert_true (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (r0, "spend_cents")));
+    cJSON_Delete (j);
+    assert_int_equal (s_call (f, 1, "/by-bot", 0, "range=custom&from=2026-03-11&to=2026-03-11", &j), 200);
+    rows = cJSON_GetObjectItemCaseSensitive (j, "rows");
+    assert_true (s_num (cJSON_GetArrayItem (rows, 0), "clicks") == 0);
+    assert_true (s_num (cJSON_GetArrayItem (rows, 1), "clicks") == 6);
+    cJSON_Delete (j);
+    assert_int_equal (s_call (f, 1, "/hourly", 0, "range=custom&from=2026-03-01&to=2026-03-31", &j), 200);
+    cJSON_Delete (j);
+    assert_int_equal (s_call (f, 1, "/hourly", 0, "range=custom&from=2026-03-01&to=2026-04-01", &j), 400);
+    assert_non_null (strstr (cJSON_GetObjectItemCaseSensitive (j, "error")->valuestring, "/daily"));
     cJSON_Delete (j);
 
     //  Bad parameters: 400 with a reason.

@@ -112,6 +112,7 @@ export function overviewPage() {
     metrics: {},
     funnelApi: null,
     hourly: null,
+    chartDaily: false,
     byBot: [],
     byPool: [],
     shownRange: null,
@@ -138,11 +139,13 @@ export function overviewPage() {
       const q = this.rangeQuery();
       try {
         const [s, f, h, b, p] = await Promise.all([
-          get('/summary', q), get('/funnel', q), get('/hourly', q), get('/by-bot', q), get('/by-pool', q)]);
+          get('/summary', q), get('/funnel', q), get(chart.isDaily(q) ? '/daily' : '/hourly', q),
+          get('/by-bot', q), get('/by-pool', q)]);
         this.metrics = s.metrics || {};
         this.shownRange = s.range || null;
         this.funnelApi = f;
         this.hourly = h;
+        this.chartDaily = chart.isDaily(q);   // h is GET /daily's answer (ranges over 31 days)
         this.byBot = b.rows || [];
         this.byPool = p.rows || [];
         this.state = 'ok';
@@ -154,8 +157,10 @@ export function overviewPage() {
     drawChart() {
       const el = this.$refs.chart;
       if (!el || !this.hourly) return;
-      chart.render(el, chart.chartData(this.hourly.range, this.hourly.rows, this.hourly.spend_by_day),
-        { when: t('when'), perHour: t('chart_revenue_hour'), cumRevenue: t('chart_revenue_cum'), cumSpend: t('chart_spend_cum') });
+      const labels = { when: t('when'), perHour: t('chart_revenue_hour'), perDay: t('chart_revenue_day'),
+        cumRevenue: t('chart_revenue_cum'), cumSpend: t('chart_spend_cum') };
+      if (this.chartDaily) chart.render(el, chart.dailyData(this.hourly.range, this.hourly.rows), labels, true);
+      else chart.render(el, chart.chartData(this.hourly.range, this.hourly.rows, this.hourly.spend_by_day), labels);
     },
   };
 }
