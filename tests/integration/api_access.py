@@ -18,49 +18,18 @@ Checked for every route:
   - B's session with ?bot= / ?pool= of A on the analytics reads: 404.
 Prints one line per failure and exits 1 if any.
 """
-import http.cookiejar
 import json
+import os
 import sys
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_client import Checks, Client  # noqa: E402
 
 BASE, ROUTES_FILE, IDS_JSON = sys.argv[1], sys.argv[2], sys.argv[3]
 IDS = json.loads(IDS_JSON)
 MARK = "alpha"
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL:", msg, file=sys.stderr)
-
-
-class Client:
-    def __init__(self):
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.csrf = None
-
-    def call(self, method, path, body=None, csrf=None, headers=None):
-        data = None
-        h = dict(headers or {})
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if csrf:
-            h["X-CSRF-Token"] = csrf
-        req = urllib.request.Request(BASE + "/api/v1" + path, data=data, method=method, headers=h)
-        try:
-            with self.opener.open(req, timeout=30) as r:
-                return r.status, r.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode("utf-8", "replace")
-
-    def login(self, email):
-        st, text = self.call("POST", "/login", {"email": email, "password": "senha forte 123"})
-        if st != 200:
-            raise SystemExit(f"login {email}: {st} {text}")
-        self.csrf = json.loads(text)["csrf"]
+checks = Checks()
+fail = checks.fail
 
 
 routes = []
@@ -73,9 +42,9 @@ with open(ROUTES_FILE) as f:
 if len(routes) < 10:
     raise SystemExit(f"only {len(routes)} routes listed: is --list-routes working?")
 
-anon, a, b = Client(), Client(), Client()
-a.login("alpha@example.com")
-b.login("bravo@example.com")
+anon, a, b = Client(BASE, checks), Client(BASE, checks), Client(BASE, checks)
+a.login("alpha@example.com", "senha forte 123")
+b.login("bravo@example.com", "senha forte 123")
 
 # Plausible bodies, so that a 404 cannot hide behind a 400 for a missing field.
 BODIES = {
@@ -121,7 +90,7 @@ for method, pattern, flags in routes:
     if public:
         continue
     # 1. no session
-    st, text = anon.call(method, path, body)
+    st, text = anon.call(method, path, body, csrf=None)
     if st != 401:
         fail(f"{method} {path} without a session: {st}, expected 401 ({text[:80]})")
     # 2. writes without / with a wrong CSRF token
@@ -183,5 +152,5 @@ st, text = b.call("GET", f"/utm?pool={IDS['pools']['a']}")
 if st != 404:
     fail(f"GET /utm?pool=<A's> as B: {st}, expected 404")
 
-print(f"api_access: {checked} routes checked, {len(failures)} failures")
-sys.exit(1 if failures else 0)
+print(f"api_access: {checked} routes checked, {len(checks.failures)} failures")
+sys.exit(checks.exit_code())

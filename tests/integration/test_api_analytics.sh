@@ -107,40 +107,15 @@ sed 's/^required_acks = .*/required_acks = stored/' "$RASTRO_SOURCE_DIR/topology
 rt_bg "$(rt_bin rastro-front)" --topology "$RT_DIR/topology.ini" --instance 0
 rt_wait_for "front healthz" 30 curl -sf "$BASE/healthz"
 
-python3 - "$BASE" "$TODAY" <<'PY' || rt_fail "API answers (see the FAIL lines above)"
-import http.cookiejar, json, sys, urllib.error, urllib.request
+PYTHONPATH="$RASTRO_SOURCE_DIR/tests/integration" python3 - "$BASE" "$TODAY" <<'PY' || rt_fail "API answers (see the FAIL lines above)"
+import json, sys
+from api_client import Checks, Client
 
 BASE, TODAY = sys.argv[1], sys.argv[2]
-failures = []
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL:", msg, file=sys.stderr)
-
-jar = http.cookiejar.CookieJar()
-opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-
-def call(method, path, body=None):
-    data, h = None, {}
-    if body is not None:
-        data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
-    req = urllib.request.Request(BASE + "/api/v1" + path, data=data, method=method, headers=h)
-    try:
-        with opener.open(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-def get(path, status=200):
-    st, body = call("GET", path)
-    if st != status:
-        fail("GET %s: status %d, expected %d: %s" % (path, st, status, body))
-    return body
-
-def eq(what, expected, actual):
-    if expected != actual:
-        fail("%s:\n  expected %s\n  got      %s" % (what, json.dumps(expected, sort_keys=True),
-                                                   json.dumps(actual, sort_keys=True)))
+checks = Checks()
+fail, eq, failures = checks.fail, checks.eq, checks.failures
+api = Client(BASE, checks)
+call, get = api.call_json, api.get
 
 def M(clicks=0, auto=0, starts=0, checkouts=0, purchases=0, revenue=0, spend=None, roi=None):
     m = {"clicks": clicks, "automated_clicks": auto, "starts": starts, "checkouts": checkouts,
@@ -148,10 +123,7 @@ def M(clicks=0, auto=0, starts=0, checkouts=0, purchases=0, revenue=0, spend=Non
          "profit_cents": None if spend is None else revenue - spend, "roi": roi}
     return m
 
-st, body = call("POST", "/login", {"email": "ana@example.com", "password": "senha forte 123"})
-if st != 200:
-    print("FAIL: login:", st, body, file=sys.stderr)
-    sys.exit(1)
+api.login("ana@example.com", "senha forte 123")
 
 R = "range=custom&from=2026-03-10&to=2026-03-11"
 RANGE = {"from": "2026-03-10", "to": "2026-03-11", "timezone": "America/Sao_Paulo"}
@@ -363,40 +335,15 @@ rt_psql "UPDATE leads SET pool_id = 22 WHERE id = 108" >/dev/null
 rt_assert_eq "0" "$(rt_psql "SELECT count (*) FROM payments p JOIN leads l ON l.id = p.lead_id WHERE p.pool_id <> l.pool_id")" \
   "every payment's pool_id is its lead's"
 
-python3 - "$BASE" "$TODAY" <<'PY' || rt_fail "API answers, phase 2 (see the FAIL lines above)"
-import datetime, http.cookiejar, json, sys, urllib.error, urllib.request
+PYTHONPATH="$RASTRO_SOURCE_DIR/tests/integration" python3 - "$BASE" "$TODAY" <<'PY' || rt_fail "API answers, phase 2 (see the FAIL lines above)"
+import datetime, json, sys
+from api_client import Checks, Client
 
 BASE, TODAY = sys.argv[1], sys.argv[2]
-failures = []
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL:", msg, file=sys.stderr)
-
-jar = http.cookiejar.CookieJar()
-opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-
-def call(method, path, body=None):
-    data, h = None, {}
-    if body is not None:
-        data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
-    req = urllib.request.Request(BASE + "/api/v1" + path, data=data, method=method, headers=h)
-    try:
-        with opener.open(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-def get(path, status=200):
-    st, body = call("GET", path)
-    if st != status:
-        fail("GET %s: status %d, expected %d: %s" % (path, st, status, body))
-    return body
-
-def eq(what, expected, actual):
-    if expected != actual:
-        fail("%s:\n  expected %s\n  got      %s" % (what, json.dumps(expected, sort_keys=True),
-                                                   json.dumps(actual, sort_keys=True)))
+checks = Checks()
+fail, eq, failures = checks.fail, checks.eq, checks.failures
+api = Client(BASE, checks)
+call, get = api.call_json, api.get
 
 KEYS = ("clicks", "automated_clicks", "starts", "checkouts", "purchases", "revenue_cents")
 def C(clicks=0, auto=0, starts=0, checkouts=0, purchases=0, revenue=0):
@@ -404,10 +351,7 @@ def C(clicks=0, auto=0, starts=0, checkouts=0, purchases=0, revenue=0):
 def counts(row):
     return {k: row[k] for k in KEYS}
 
-st, body = call("POST", "/login", {"email": "ana@example.com", "password": "senha forte 123"})
-if st != 200:
-    print("FAIL: login:", st, body, file=sys.stderr)
-    sys.exit(1)
+api.login("ana@example.com", "senha forte 123")
 
 def custom(a, b):
     return "range=custom&from=%s&to=%s" % (a, b)
