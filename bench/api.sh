@@ -18,7 +18,9 @@ PGconn (SQL + JSON + serialisation, no HTTP), ITERATIONS times per case
   --build DIR    the build directory with `rastro` and bench/bench_api_bench
                  (default: build-release/, configured Release when missing)
   --http         also time the same routes through rastro-front over HTTP
-                 (logged in, keep-alive, one client; Python's http.client)
+                 (logged in, keep-alive, one client; Python's http.client),
+                 and, when wrk is installed (scripts/setup --bench), a few
+                 of them with wrk (one connection, 10 s each)
   --write        also time the write side: aggregator-shaped statements
                  (bench/api_write.sql, pgbench, ITERATIONS each) of 1, 10 and
                  50 keys in the current hour, and 10 keys 30 days back (a late
@@ -117,6 +119,26 @@ for path in cases:
     ms.sort()
     print("| %s | %.2f | %.2f | %.2f |" % (path, ms[len(ms) // 2], ms[-(-len(ms) * 99 // 100) - 1], ms[-1]))
 PY
+  # The same routes with a C client (wrk: one connection, keep-alive, 10 s
+  # each), so the figure is the server's and not Python's reading of 100 KB.
+  if command -v wrk >/dev/null 2>&1; then
+    COOKIE=$(curl -si -H 'Content-Type: application/json' \
+               -d '{"email":"bench@rastro.local","password":"bench-password-1"}' \
+               "http://127.0.0.1:$PORT/api/v1/login" | tr -d '\r' | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2}')
+    ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+    {
+      echo
+      echo "| GET /api/v1... (wrk -t1 -c1 -d10s) | requests | p50 ms | p90 ms | p99 ms |"
+      echo "|---|---:|---:|---:|---:|"
+      for path in "/summary?range=30d" "/hourly?range=30d" "/by-bot?range=30d" "/by-bot?range=custom&from=2025-10-08&to=2026-10-08" "/daily?range=custom&from=2025-10-08&to=2026-10-08"; do
+        out=$(wrk -t1 -c1 -d10s --latency -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT/api/v1$path")
+        echo "$out" | grep -q "Non-2xx" && { echo "api.sh: $path: non-2xx answers under wrk" >&2; exit 1; }
+        p50=$(echo "$out" | awk '$1 == "50%" {print $2}'); p90=$(echo "$out" | awk '$1 == "90%" {print $2}')
+        p99=$(echo "$out" | awk '$1 == "99%" {print $2}'); n=$(echo "$out" | awk '/requests in/ {print $1}')
+        echo "| $path | $n | $(ms "$p50") | $(ms "$p90") | $(ms "$p99") |"
+      done
+    } >> "$TMP/http.md"
+  fi
   cat "$TMP/http.md"
   HTTP_MD=$(cat "$TMP/http.md")
 fi
@@ -156,7 +178,7 @@ if [ $RECORD = 1 ]; then
     cat "$TMP/handlers.md"
     if [ -n "$HTTP_MD" ]; then
       echo
-      echo "Over HTTP (rastro-front, logged in, one keep-alive client in Python, client-side time):"
+      echo "Over HTTP (rastro-front, logged in, one keep-alive client in Python, client-side time; then wrk):"
       echo
       echo "$HTTP_MD"
     fi
