@@ -112,54 +112,6 @@ done:
 //  ---------------------------------------------------------------------------
 //  Secrets
 
-//  Reads the token in PATH into BUF (BUFLEN bytes): the file's content
-//  without leading or trailing whitespace, which must be one word of
-//  printable ASCII. Returns 0, or the exit status after printing why (the
-//  content is never printed). BUF is wiped on failure.
-static int
-s_read_token_file (const char *path, char *buf, size_t buflen)
-{
-    FILE *f = fopen (path, "rb");
-    if (!f)
-        return cmd_fail (CMD_USAGE, "cannot read token file %s: %s", path, strerror (errno));
-    size_t n = fread (buf, 1, buflen - 1, f);
-    int more = n == buflen - 1 && fgetc (f) != EOF;
-    int failed = ferror (f);
-    fclose (f);
-    buf[n] = 0;
-    int rc = CMD_OK;
-    if (failed)
-        rc = cmd_fail (CMD_USAGE, "cannot read token file %s", path);
-    else if (more)
-        rc = cmd_fail (CMD_USAGE, "token file %s is larger than %zu bytes: it should hold only the "
-                       "token", path, buflen - 2);
-    else if (memchr (buf, 0, n))
-        rc = cmd_fail (CMD_USAGE, "token file %s is binary: it should hold only the token", path);
-    if (rc)
-        goto fail;
-    while (n > 0 && isspace ((unsigned char) buf[n - 1]))
-        buf[--n] = 0;
-    size_t start = 0;
-    while (start < n && isspace ((unsigned char) buf[start]))
-        start++;
-    memmove (buf, buf + start, n - start + 1);
-    n -= start;
-    if (n == 0) {
-        rc = cmd_fail (CMD_USAGE, "token file %s is empty", path);
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char) buf[i] <= ' ' || (unsigned char) buf[i] >= 127) {
-            rc = cmd_fail (CMD_USAGE, "token file %s holds more than the token (spaces, several "
-                           "lines or non-ASCII characters): put only the token in it", path);
-            goto fail;
-        }
-    return CMD_OK;
-fail:
-    sodium_memzero (buf, buflen);
-    return rc;
-}
-
 //  ---------------------------------------------------------------------------
 //  Passwords
 
@@ -357,7 +309,7 @@ s_pixel_add (int argc, char **argv, const rst_config_t *cfg)
         return CMD_USAGE;
 
     char token[S_TOKEN_FILE_MAX + 2];
-    rc = s_read_token_file (token_file, token, sizeof token);
+    rc = cmd_read_token_file (token_file, token, sizeof token);
     if (rc)
         return rc;
     char *sealed = NULL;
@@ -649,7 +601,7 @@ s_bot_add (int argc, char **argv, const rst_config_t *cfg)
         return CMD_USAGE;
 
     char token[S_TOKEN_FILE_MAX + 2];
-    int rc = s_read_token_file (token_file, token, sizeof token);
+    int rc = cmd_read_token_file (token_file, token, sizeof token);
     if (rc)
         return rc;
     char err[CMD_ERR_MAX];

@@ -69,38 +69,14 @@ s_campaign_key_arg (const char *key)
 static int
 s_read_token (const char *path, char **token_p)
 {
-    char *buf;
-    size_t len;
-    *token_p = NULL;
-    int rc = cmd_read_file (path, "--token-file", S_TOKEN_FILE_MAX, &buf, &len);
-    if (rc)
-        return rc;
-    if (memchr (buf, 0, len)) {
-        rc = cmd_fail (CMD_USAGE, "token file %s is binary: it should hold only the token", path);
-        goto fail;
+    *token_p = malloc (S_TOKEN_FILE_MAX + 2);
+    if (!*token_p)
+        return cmd_fail (CMD_FAIL, "out of memory");
+    int rc = cmd_read_token_file (path, *token_p, S_TOKEN_FILE_MAX + 2);
+    if (rc) {
+        free (*token_p);        //  wiped by cmd_read_token_file
+        *token_p = NULL;
     }
-    while (len > 0 && isspace ((unsigned char) buf[len - 1]))
-        buf[--len] = 0;
-    size_t start = 0;
-    while (start < len && isspace ((unsigned char) buf[start]))
-        start++;
-    memmove (buf, buf + start, len - start + 1);
-    len -= start;
-    if (len == 0) {
-        rc = cmd_fail (CMD_USAGE, "token file %s is empty", path);
-        goto fail;
-    }
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) buf[i] <= ' ' || (unsigned char) buf[i] >= 127) {
-            rc = cmd_fail (CMD_USAGE, "token file %s holds more than the token (spaces, several "
-                           "lines or non-ASCII characters): put only the token in it", path);
-            goto fail;
-        }
-    *token_p = buf;
-    return CMD_OK;
-fail:
-    sodium_memzero (buf, S_TOKEN_FILE_MAX + 2);
-    free (buf);
     return rc;
 }
 

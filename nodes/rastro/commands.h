@@ -267,6 +267,12 @@ char *cmd_seal_with (rst_secret_t *secret, const void *plain, size_t len, const 
 int cmd_read_file (const char *path, const char *what, size_t max, char **data_p,
                    size_t *len_p);
 
+//  Reads the token in PATH into BUF (BUFLEN bytes): the file's content
+//  without leading or trailing whitespace, which must be one word of
+//  printable ASCII. Returns 0, or the exit status after printing why (the
+//  content is never printed). BUF is wiped on failure.
+int cmd_read_token_file (const char *path, char *buf, size_t buflen);
+
 //  Runs `rastro GROUP <subcommand> ...` (ARGV[0] is GROUP's name): the
 //  group's help, a subcommand's --help, or the subcommand. Returns the exit
 //  status.
