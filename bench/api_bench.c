@@ -1,7 +1,7 @@
 /*  api_bench — latency of the analytics API's handlers (lib/rst_apiq.c), SQL + JSON.
 
     Calls each route's handler directly with a PGconn, as an API worker
-    does, and serialises the answer (cJSON_PrintUnformatted, what rst_api
+    does (plan_cache_mode set as the route's flags say), and serialises the answer (cJSON_PrintUnformatted, what rst_api
     sends), so the figures leave out only the HTTP glue. Run by bench/api.sh
     against the data set of bench/api_gen.sql:
 
@@ -263,6 +263,10 @@ main (int argc, char **argv)
             req.ids[0] = c->id;
             req.nids = 1;
         }
+        //  As the API worker does for the route (RST_API_GENERIC_PLANS).
+        PQclear (PQexec (db, (route->flags & RST_API_GENERIC_PLANS)
+                                 ? "SET plan_cache_mode = force_generic_plan"
+                                 : "RESET plan_cache_mode"));
         size_t bytes = 0;
         double cpu0 = 0, pg0 = 0;
         for (int i = 0; i < warmup + iterations; i++) {

@@ -110,6 +110,7 @@ typedef struct {
     pthread_t tid;
     int started;
     PGconn *db;                 //  this worker's connection, or NULL
+    int generic_plans;          //  db is in plan_cache_mode = force_generic_plan
     int64_t failed_ms;          //  last failed connection attempt (monotonic), 0 if none
 } s_worker_t;
 
@@ -659,6 +660,7 @@ s_db (s_worker_t *w)
     if (w->failed_ms)
         rst_info ("api", "worker %zu: database connection is back", w->index);
     w->failed_ms = 0;
+    w->generic_plans = 0;
     return w->db;
 }
 
@@ -729,6 +731,19 @@ s_process (s_worker_t *w, s_job_t *job)
         }
     }
     sodium_memzero (csrf, sizeof csrf);
+
+    int generic = (route->flags & RST_API_GENERIC_PLANS) != 0;
+    if (generic != w->generic_plans) {
+        if (rst_db_exec (db, generic ? "SET plan_cache_mode = force_generic_plan"
+                                     : "RESET plan_cache_mode", err, sizeof err)) {
+            rst_warn ("api", "cannot set plan_cache_mode: %s", err);
+            if (PQstatus (db) != CONNECTION_OK)
+                s_db_lost (w);
+            s_job_error (job, 503, "database unavailable", RST_API_RETRY_DB);
+            return;
+        }
+        w->generic_plans = generic;
+    }
 
     rst_api_res_t res = {0};
     int rc = route->fn (in, db, &res);

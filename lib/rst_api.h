@@ -80,6 +80,11 @@ typedef int (rst_api_fn) (const rst_api_req_t *req, PGconn *db, rst_api_res_t *r
 
 enum {
     RST_API_PUBLIC = 1 << 0,     //  no session needed, no CSRF check
+    //  The handler's statements run with plan_cache_mode = force_generic_plan
+    //  (prepared statements planned once, never again per call); without
+    //  it, PostgreSQL's default. The worker switches its connection only
+    //  when the route before on it differed.
+    RST_API_GENERIC_PLANS = 1 << 1,
 };
 
 typedef struct {

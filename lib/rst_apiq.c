@@ -6,9 +6,10 @@
         context   one round trip: the owner's effective time zone, today
                   in it, and whether the pool / bot filter is the owner's
                   (404 when not); then the range's days and block cover
-        answer    one or two parameterised statements (PQexecParams with
-                  explicit parameter types, so every statement takes the
-                  same parameter list), JSON built with cJSON
+        answer    one or two parameterised statements (explicit parameter
+                  types, so every statement takes the same parameter list;
+                  prepared once per connection and run with generic plans,
+                  see s_exec_prepared), JSON built with cJSON
 
     Parameters of the analytics statements, always the same seven:
         $1 owner_id   $2 block levels (int2[])   $3 block starts (int4[])
@@ -20,6 +21,7 @@
 */
 #define _GNU_SOURCE         //  qsort_r
 #include "rst_apiq.h"
+#include "rst_db.h"
 #include "rst_log.h"
 
 #include <assert.h>
@@ -227,13 +229,14 @@ typedef struct {
     char starts[RST_APIQ_MAX_BLOCKS * 12 + 3];
 } s_ctx_t;
 
-//  Runs SQL with the given text parameters. Returns the result (the caller
-//  PQclears it), or NULL after logging PostgreSQL's message.
+//  Runs the statement NAME (SQL, prepared on this connection on first use)
+//  with the given text parameters. Returns the result (the caller PQclears
+//  it), or NULL after logging PostgreSQL's message.
 static PGresult *
-s_exec (PGconn *db, const char *what, const char *sql, int n, const Oid *types,
-        const char *const *values)
+s_run (PGconn *db, const char *what, const char *name, const char *sql, int n, const Oid *types,
+       const char *const *values)
 {
-    PGresult *r = PQexecParams (db, sql, n, types, values, NULL, NULL, 0);
+    PGresult *r = rst_db_exec_prepared (db, name, sql, n, types, values, NULL, NULL);
     if (PQresultStatus (r) != PGRES_TUPLES_OK) {
         rst_error ("apiq", "%s: PostgreSQL: %s", what, PQresultErrorMessage (r));
         PQclear (r);
@@ -242,55 +245,20 @@ s_exec (PGconn *db, const char *what, const char *sql, int n, const Oid *types,
     return r;
 }
 
-static PGresult *s_exec_named (PGconn *db, const char *what, const char *name, const char *sql,
-                               int n, const Oid *types, const char *const *values);
-
-//  As s_exec, as a statement prepared once per connection (named after the
-//  address of SQL, a static string): planning costs more than running most
-//  of these. Only for statements whose generic plan is as good as a custom
-//  one (the lists' "$n IS NULL OR ..." filters are not: they use s_exec).
+//  s_run for a static statement SQL, named after its address. The routes
+//  other than the two lists run with generic plans only
+//  (RST_API_GENERIC_PLANS): planning costs more than running most of their
+//  statements, and with the block arrays known, a custom plan of a short
+//  range looks cheaper, so in PostgreSQL's default mode it would plan every
+//  call anew. /leads and /payments keep the default: a generic plan cannot
+//  see their LIMIT and picks a plan for a tenth of the table.
 static PGresult *
 s_exec_prepared (PGconn *db, const char *what, const char *sql, int n, const Oid *types,
                  const char *const *values)
 {
     char name[32];
     snprintf (name, sizeof name, "rst_apiq_%p", (const void *) sql);
-    //  Generic plans always: with the block arrays known, a custom plan of a
-    //  short range looks cheaper, so PostgreSQL would plan every call anew.
-    //  The setting also forces the unnamed statements of PQexecParams to
-    //  generic plans, which the other queries of this connection must not
-    //  get: it is reset at once.
-    PQclear (PQexec (db, "SET plan_cache_mode = force_generic_plan"));
-    PGresult *r = s_exec_named (db, what, name, sql, n, types, values);
-    PQclear (PQexec (db, "RESET plan_cache_mode"));
-    return r;
-}
-
-//  s_exec_prepared's statement NAME (prepared on first use).
-static PGresult *
-s_exec_named (PGconn *db, const char *what, const char *name, const char *sql, int n,
-              const Oid *types, const char *const *values)
-{
-    PGresult *r = PQexecPrepared (db, name, n, values, NULL, NULL, 0);
-    const char *state = PQresultErrorField (r, PG_DIAG_SQLSTATE);
-    if (PQresultStatus (r) == PGRES_FATAL_ERROR && state && !strcmp (state, "26000")) {
-        //  Not prepared on this connection yet (a new or reset one).
-        PQclear (r);
-        r = PQprepare (db, name, sql, n, types);
-        if (PQresultStatus (r) != PGRES_COMMAND_OK) {
-            rst_error ("apiq", "%s: PostgreSQL (prepare): %s", what, PQresultErrorMessage (r));
-            PQclear (r);
-            return NULL;
-        }
-        PQclear (r);
-        r = PQexecPrepared (db, name, n, values, NULL, NULL, 0);
-    }
-    if (PQresultStatus (r) != PGRES_TUPLES_OK) {
-        rst_error ("apiq", "%s: PostgreSQL: %s", what, PQresultErrorMessage (r));
-        PQclear (r);
-        return NULL;
-    }
-    return r;
+    return s_run (db, what, name, sql, n, types, values);
 }
 
 static int64_t
@@ -1230,12 +1198,16 @@ s_by_pool (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
     " EXISTS (SELECT 1 FROM payments p WHERE p.lead_id = l.id AND p.status = 'paid'),"  \
     " " S_MICROS ("l.created_at")
 
+//  The lists' statements, one per combination of filters (the filters
+//  absent are left out of the text rather than written "$n IS NULL OR
+//  ...", so that every variant has a good generic plan and is prepared once
+//  per connection). Parameters: $1 owner, $2 pool, $3 bot, $4 $5 the cursor
+//  (created_at, id), $6 limit, $7 payment status; those of absent filters
+//  are unused. The "%s" takes s_list_filters' text. Planned per call (see
+//  s_exec_prepared).
 static const char *s_sql_leads =
     "SELECT " S_LEAD_COLS
-    "  FROM (SELECT * FROM leads l"
-    "         WHERE l.owner_id = $1 AND ($2::bigint IS NULL OR l.pool_id = $2)"
-    "           AND ($3::bigint IS NULL OR l.bot_id = $3)"
-    "           AND ($4::timestamptz IS NULL OR (l.created_at, l.id) < ($4, $5))"
+    "  FROM (SELECT * FROM leads l WHERE l.owner_id = $1%s"
     "         ORDER BY l.created_at DESC, l.id DESC LIMIT $6) l"
     "  JOIN bots b ON b.id = l.bot_id"
     " ORDER BY l.created_at DESC, l.id DESC";
@@ -1250,14 +1222,31 @@ static const char *s_sql_leads =
 
 static const char *s_sql_payments =
     "SELECT " S_PAYMENT_COLS
-    "  FROM (SELECT p.* FROM payments p"
-    "         WHERE p.owner_id = $1 AND ($2::bigint IS NULL OR p.pool_id = $2)"
-    "           AND ($3::bigint IS NULL OR p.bot_id = $3)"
-    "           AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5))"
-    "           AND ($7::text IS NULL OR p.status = $7)"
+    "  FROM (SELECT p.* FROM payments p WHERE p.owner_id = $1%s"
     "         ORDER BY p.created_at DESC, p.id DESC LIMIT $6) p"
     "  JOIN bots b ON b.id = p.bot_id JOIN offers o ON o.id = p.offer_id"
     " ORDER BY p.created_at DESC, p.id DESC";
+
+enum { S_F_POOL = 1, S_F_BOT = 2, S_F_CURSOR = 4, S_F_STATUS = 8 };
+
+//  The conditions of the filters in MASK on table alias T, into OUT (of
+//  S_FILTERS_MAX bytes: room for all four).
+#define S_FILTERS_MAX 160
+static void
+s_list_filters (char t, unsigned mask, char *out)
+{
+    int n = 0;
+    out[0] = 0;
+    if (mask & S_F_POOL)
+        n += snprintf (out + n, S_FILTERS_MAX - (size_t) n, " AND %c.pool_id = $2", t);
+    if (mask & S_F_BOT)
+        n += snprintf (out + n, S_FILTERS_MAX - (size_t) n, " AND %c.bot_id = $3", t);
+    if (mask & S_F_CURSOR)
+        n += snprintf (out + n, S_FILTERS_MAX - (size_t) n, " AND (%c.created_at, %c.id) < ($4, $5)",
+                       t, t);
+    if (mask & S_F_STATUS)
+        snprintf (out + n, S_FILTERS_MAX - (size_t) n, " AND %c.status = $7", t);
+}
 
 static void
 s_lead_json (s_json_t *j, cJSON *o, const PGresult *r, int i)
@@ -1352,8 +1341,16 @@ s_list (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res, bool payments)
     const char *values[] = {ctx.owner_s, ctx.has_pool ? ctx.pool_s : NULL,
                             ctx.has_bot ? ctx.bot_s : NULL, has_cursor ? ts : NULL,
                             has_cursor ? cursor_id : NULL, limit, has_status ? status : NULL};
-    PGresult *r = s_exec (db, payments ? "payments" : "leads", payments ? s_sql_payments : s_sql_leads,
-                          payments ? 7 : 6, types, values);
+    unsigned mask = (ctx.has_pool ? S_F_POOL : 0) | (ctx.has_bot ? S_F_BOT : 0)
+                  | (has_cursor ? S_F_CURSOR : 0) | (has_status ? S_F_STATUS : 0);
+    char filters[S_FILTERS_MAX], sql[2048], name[32];
+    s_list_filters (payments ? 'p' : 'l', mask, filters);
+    int len = snprintf (sql, sizeof sql, payments ? s_sql_payments : s_sql_leads, filters);
+    assert (len > 0 && (size_t) len < sizeof sql);
+    (void) len;
+    snprintf (name, sizeof name, "rst_apiq_%s_%u", payments ? "payments" : "leads", mask);
+    PGresult *r = s_run (db, payments ? "payments" : "leads", name, sql, payments ? 7 : 6, types,
+                         values);
     if (!r)
         return -1;
     int want = atoi (limit) - 1;
@@ -1494,16 +1491,16 @@ s_payment (const rst_api_req_t *req, PGconn *db, rst_api_res_t *res)
 }
 
 const rst_api_route_t rst_apiq_routes[] = {
-    {"GET", "/summary", s_summary, 0},
-    {"GET", "/funnel", s_funnel, 0},
-    {"GET", "/hourly", s_hourly, 0},
-    {"GET", "/daily", s_daily, 0},
-    {"GET", "/utm", s_utm, 0},
-    {"GET", "/by-bot", s_by_bot, 0},
-    {"GET", "/by-pool", s_by_pool, 0},
+    {"GET", "/summary", s_summary, RST_API_GENERIC_PLANS},
+    {"GET", "/funnel", s_funnel, RST_API_GENERIC_PLANS},
+    {"GET", "/hourly", s_hourly, RST_API_GENERIC_PLANS},
+    {"GET", "/daily", s_daily, RST_API_GENERIC_PLANS},
+    {"GET", "/utm", s_utm, RST_API_GENERIC_PLANS},
+    {"GET", "/by-bot", s_by_bot, RST_API_GENERIC_PLANS},
+    {"GET", "/by-pool", s_by_pool, RST_API_GENERIC_PLANS},
     {"GET", "/leads", s_leads, 0},
-    {"GET", "/leads/:id", s_lead, 0},
+    {"GET", "/leads/:id", s_lead, RST_API_GENERIC_PLANS},
     {"GET", "/payments", s_payments, 0},
-    {"GET", "/payments/:id", s_payment, 0},
+    {"GET", "/payments/:id", s_payment, RST_API_GENERIC_PLANS},
     {NULL, NULL, NULL, 0},
 };

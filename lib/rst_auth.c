@@ -8,6 +8,7 @@
     (made once, pthread_once).
 */
 #include "rst_auth.h"
+#include "rst_db.h"
 #include "rst_log.h"
 #include "rst_secret.h"
 
@@ -93,13 +94,14 @@ rst_auth_session_lookup (PGconn *db, const char *token, int64_t *user_id, char *
     s_hash_token (token, hash);
     const char *params[] = {(const char *) hash};
     int lengths[] = {sizeof hash}, formats[] = {1};
-    PGresult *r = PQexecParams (db,
-                                "SELECT s.user_id, u.timezone, s.csrf_token, "
-                                "       s.last_seen_at < now() - make_interval(secs => "
-                                S_STR (RST_AUTH_TOUCH_S) ") "
-                                "FROM sessions s JOIN users u ON u.id = s.user_id "
-                                "WHERE s.token_hash = $1 AND s.expires_at > now()",
-                                1, NULL, params, lengths, formats, 0);
+    //  Prepared: this runs before every API request.
+    PGresult *r = rst_db_exec_prepared (db, "rst_auth_session",
+                                        "SELECT s.user_id, u.timezone, s.csrf_token, "
+                                        "       s.last_seen_at < now() - make_interval(secs => "
+                                        S_STR (RST_AUTH_TOUCH_S) ") "
+                                        "FROM sessions s JOIN users u ON u.id = s.user_id "
+                                        "WHERE s.token_hash = $1 AND s.expires_at > now()",
+                                        1, NULL, params, lengths, formats);
     if (PQresultStatus (r) != PGRES_TUPLES_OK) {
         s_db_error (db, "session lookup", err, errlen);
         PQclear (r);

@@ -156,6 +156,24 @@ rst_db_exec (PGconn *conn, const char *sql, char *err, size_t errlen)
     return -1;
 }
 
+PGresult *
+rst_db_exec_prepared (PGconn *conn, const char *name, const char *sql, int n, const Oid *types,
+                      const char *const *values, const int *lengths, const int *formats)
+{
+    assert (conn && name && sql);
+    PGresult *r = PQexecPrepared (conn, name, n, values, lengths, formats, 0);
+    const char *state = PQresultErrorField (r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus (r) != PGRES_FATAL_ERROR || !state || strcmp (state, "26000"))
+        return r;
+    //  26000 invalid_sql_statement_name: not prepared on this connection yet.
+    PQclear (r);
+    r = PQprepare (conn, name, sql, n, types);
+    if (PQresultStatus (r) != PGRES_COMMAND_OK)
+        return r;
+    PQclear (r);
+    return PQexecPrepared (conn, name, n, values, lengths, formats, 0);
+}
+
 //  Runs a query returning one integer in the first row and column, into
 //  *OUT (0 when NULL). Returns 0 or -1 with the reason in ERR.
 static int

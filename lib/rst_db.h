@@ -28,6 +28,16 @@ int rst_db_migrate (PGconn *conn, char *err, size_t errlen);
 //  PostgreSQL's message in ERR.
 int rst_db_exec (PGconn *conn, const char *sql, char *err, size_t errlen);
 
+//  Runs the statement NAME, prepared from SQL on this connection at its
+//  first use (so PostgreSQL parses and plans it once, not at every call),
+//  with N parameters as PQexecParams takes them (TYPES, LENGTHS and FORMATS
+//  may be NULL). A name must always go with the same SQL. Returns the
+//  result as PQexecPrepared does: the caller checks its status and
+//  PQclears it. A connection that was reset prepares again on first use.
+PGresult *rst_db_exec_prepared (PGconn *conn, const char *name, const char *sql, int n,
+                                const Oid *types, const char *const *values, const int *lengths,
+                                const int *formats);
+
 //  One migration compiled into the binary (schemas/sql/NNN_name.sql, embedded
 //  by lib/embed_sql.cmake into the generated rst_migrations.c).
 typedef struct {

@@ -10,6 +10,7 @@
 #include "rst_log.h"
 #include "rst_node.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,12 @@ main (int argc, char **argv)
     if (rc != RST_NODE_RUN)
         return rc;
 
+    //  API answers of 100 KB and more are built, copied and freed on every
+    //  request: keep such blocks on the heap and the freed memory mapped,
+    //  instead of glibc's default of mmap/munmap (or trimming) around them,
+    //  whose page faults cost more than building the answer (bench/api.sh).
+    mallopt (M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt (M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     signal (SIGPIPE, SIG_IGN);
     //  Every thread inherits this mask; only sigtimedwait below takes the signals.
     sigset_t stop_signals;
