@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int
 s_is_token_char (unsigned char c)
@@ -13,18 +14,43 @@ s_is_token_char (unsigned char c)
         || c == '-';
 }
 
+//  6 bits a character, in ASCII order (so the ids sort as their bits do).
+static const char s_id_alphabet[] =
+    "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
 void
-rst_click_id_from (const unsigned char raw[16], char out[RST_CLICK_ID_LEN + 1])
+rst_click_id_from (int64_t ms, const unsigned char random[RST_CLICK_ID_RANDOM],
+                   char out[RST_CLICK_ID_LEN + 1])
 {
-    sodium_bin2base64 (out, RST_CLICK_ID_LEN + 1, raw, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    unsigned char raw[16];
+    uint64_t t = ms < 0 ? 0 : (uint64_t) ms;
+    for (int i = 0; i < 6; i++)
+        raw[i] = (unsigned char) (t >> (40 - 8 * i));
+    memcpy (raw + 6, random, RST_CLICK_ID_RANDOM);
+    //  22 characters: 21 of 6 bits, the last with the 2 bits left (low 4 zero).
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[n++] = s_id_alphabet[(acc >> bits) & 63];
+        }
+    }
+    out[n++] = s_id_alphabet[(acc << (6 - bits)) & 63];
+    out[n] = 0;
 }
 
 void
 rst_click_id_new (char out[RST_CLICK_ID_LEN + 1])
 {
-    unsigned char raw[16];
-    randombytes_buf (raw, sizeof raw);
-    rst_click_id_from (raw, out);
+    unsigned char random[RST_CLICK_ID_RANDOM];
+    randombytes_buf (random, sizeof random);
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    rst_click_id_from ((int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, random, out);
 }
 
 int

@@ -13,20 +13,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RST_CLICK_ID_LEN    22      //  16 random bytes, base64url without padding
+#define RST_CLICK_ID_LEN    22      //  128 bits: 48-bit ms time + 80 random bits
+#define RST_CLICK_ID_RANDOM 10      //  random bytes in a click id
 #define RST_SLUG_MAX        64
 #define RST_FBCLID_MAX      500     //  longer fbclids are dropped (counted), not truncated
 #define RST_FBC_MAX         (RST_FBCLID_MAX + 32)
 #define RST_UTM_KEY_MAX     64
 #define RST_UTM_VALUE_MAX   512
 
-//  Writes a new random click id (RST_CLICK_ID_LEN chars of [A-Za-z0-9_-],
-//  128 random bits from libsodium) and a NUL into OUT.
+//  Click ids: RST_CLICK_ID_LEN characters of [A-Za-z0-9_-] encoding 128
+//  bits, big-endian: the creation time in milliseconds since the epoch (48
+//  bits) then 80 random bits (unguessable: a click id is what attributes a
+//  Telegram /start to its click). The alphabet is ordered as in ASCII
+//  ("-0-9A-Z_a-z", 6 bits a character), so ids sort by time as strings:
+//  PostgreSQL's indexes on clicks and the sender's LMDB sets get each
+//  batch's keys side by side instead of scattered over the whole tree.
+
+//  Writes a new click id for now (random bits from libsodium) and a NUL into OUT.
 void rst_click_id_new (char out[RST_CLICK_ID_LEN + 1]);
 
-//  Same, from 16 random bytes the caller drew (the front draws them in bulk,
-//  one getrandom call per 256 clicks instead of one per click).
-void rst_click_id_from (const unsigned char raw[16], char out[RST_CLICK_ID_LEN + 1]);
+//  Same, for the time MS and the RST_CLICK_ID_RANDOM random bytes the caller
+//  drew (the front draws them in bulk, one getrandom call per many clicks).
+void rst_click_id_from (int64_t ms, const unsigned char random[RST_CLICK_ID_RANDOM],
+                        char out[RST_CLICK_ID_LEN + 1]);
 
 //  1 if S (LEN bytes) is 1–64 characters of [A-Za-z0-9_-], else 0. This is
 //  the Telegram start parameter alphabet, used for click ids and slugs.

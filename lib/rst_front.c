@@ -185,7 +185,7 @@ struct s_thread {
     h2o_timeout_entry_t flush_entry;
     h2o_timeout_t second_timeout;
     h2o_timeout_entry_t second_entry;
-    unsigned char random[4096];         //  random bytes for click ids, drawn in bulk
+    unsigned char random[4000];         //  random bytes for click ids, drawn in bulk
     size_t random_used;                 //  bytes of `random` already handed out
     rst_metrics_t *metrics;             //  this thread's registry
     rst_metrics_t *published;           //  copy for readers, under `lock`
@@ -470,13 +470,13 @@ on_go (h2o_handler_t *handler, h2o_req_t *req)
     memcpy ((char *) ev->bot_username.ptr, bot->username, ulen);
 
     char *click_id = h2o_mem_alloc_pool (&req->pool, RST_CLICK_ID_LEN + 1);
-    if (t->random_used + 16 > sizeof t->random) {
+    if (t->random_used + RST_CLICK_ID_RANDOM > sizeof t->random) {
         randombytes_buf (t->random, sizeof t->random);
         t->random_used = 0;
     }
-    rst_click_id_from (t->random + t->random_used, click_id);
-    sodium_memzero (t->random + t->random_used, 16);    //  each byte serves once
-    t->random_used += 16;
+    rst_click_id_from (ev->time_ms, t->random + t->random_used, click_id);
+    sodium_memzero (t->random + t->random_used, RST_CLICK_ID_RANDOM);   //  each byte serves once
+    t->random_used += RST_CLICK_ID_RANDOM;
     ev->click_id = (rst_str_t) {click_id, RST_CLICK_ID_LEN};
     char *event_id = h2o_mem_alloc_pool (&req->pool, RST_CLICK_ID_LEN + 4);
     memcpy (event_id, "pv-", 3);

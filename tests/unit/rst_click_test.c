@@ -31,14 +31,46 @@ test_tour (void **state)
 static void
 test_click_id_from_bytes (void **state)
 {
-    unsigned char raw[16];
+    unsigned char rnd[RST_CLICK_ID_RANDOM];
     char id[RST_CLICK_ID_LEN + 1];
-    memset (raw, 0xff, sizeof raw);
-    rst_click_id_from (raw, id);
-    assert_string_equal (id, "_____________________w");
-    memset (raw, 0, sizeof raw);
-    rst_click_id_from (raw, id);
-    assert_string_equal (id, "AAAAAAAAAAAAAAAAAAAAAA");
+    memset (rnd, 0xff, sizeof rnd);
+    rst_click_id_from (0xffffffffffffLL, rnd, id);
+    assert_string_equal (id, "zzzzzzzzzzzzzzzzzzzzzk");
+    memset (rnd, 0, sizeof rnd);
+    rst_click_id_from (0, rnd, id);
+    assert_string_equal (id, "----------------------");
+    //  2026-01-01T00:00:00.123Z = 1767225600123 ms = 0x019b76daa87b: the
+    //  48 bits, 6 at a time: 000000 011001 101101 110110 110110 101010
+    //  100001 111011 = 0 25 45 54 54 42 33 59, i.e. "-OhqqeWv".
+    rst_click_id_from (1767225600123LL, rnd, id);
+    assert_memory_equal (id, "-OhqqeWv", 8);
+    assert_string_equal (id + 8, "--------------");
+}
+
+//  Ids sort by their time as strings (strcmp), whatever their random bits.
+static void
+test_click_ids_sort_by_time (void **state)
+{
+    unsigned char lo[RST_CLICK_ID_RANDOM], hi[RST_CLICK_ID_RANDOM];
+    memset (lo, 0, sizeof lo);
+    memset (hi, 0xff, sizeof hi);
+    char a[RST_CLICK_ID_LEN + 1], b[RST_CLICK_ID_LEN + 1];
+    int64_t times[] = {0, 1, 63, 64, 1767225600123LL, 1767225600124LL, 1767225660000LL,
+                       0xfffffffffffeLL, 0xffffffffffffLL};
+    for (size_t i = 0; i + 1 < sizeof times / sizeof times[0]; i++) {
+        rst_click_id_from (times[i], hi, a);
+        rst_click_id_from (times[i + 1], lo, b);
+        assert_true (strcmp (a, b) < 0);
+        assert_true (rst_click_token_is_valid (a, strlen (a)));
+    }
+    //  Random bits: each of the 80 changes the id.
+    for (int bit = 0; bit < 8 * RST_CLICK_ID_RANDOM; bit++) {
+        memset (hi, 0, sizeof hi);
+        hi[bit / 8] = (unsigned char) (1 << (bit % 8));
+        rst_click_id_from (5, lo, a);
+        rst_click_id_from (5, hi, b);
+        assert_true (strcmp (a, b) < 0);
+    }
 }
 
 static void
@@ -171,6 +203,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_tour),
         cmocka_unit_test (test_click_id_from_bytes),
+        cmocka_unit_test (test_click_ids_sort_by_time),
         cmocka_unit_test (test_click_ids_are_unique),
         cmocka_unit_test (test_token_validation),
         cmocka_unit_test (test_fbclid_is_kept_byte_for_byte),
