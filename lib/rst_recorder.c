@@ -33,9 +33,10 @@
           fails is logged, counted (rejected) and dropped WITHOUT ack, so it
           stays in the journal for a person to look at.
 
-    Insert: one multi-row `INSERT INTO clicks ... VALUES (...),(...) ON
-    CONFLICT DO NOTHING` per batch, parameters in text format. A single
-    statement is its own transaction (autocommit): when PQexecParams returns
+    Insert: one `INSERT INTO clicks ... SELECT ... FROM unnest (arrays) ON
+    CONFLICT DO NOTHING` per batch (a prepared statement, one text-format
+    array parameter per column). A single statement is its own
+    transaction (autocommit): when PQexecPrepared returns
     PGRES_COMMAND_OK the rows are committed (synchronous_commit as the
     server says). The conflict target is left out on purpose: both unique
     keys (click_id, event_id) then mean "already stored", never an error
@@ -105,19 +106,23 @@
 //  The batch INSERT: one array parameter per column, so PostgreSQL parses
 //  and plans a 21-parameter statement whatever the batch size (a VALUES list
 //  of 500 rows has 10,500 parameters, and planning it cost PostgreSQL more
-//  than the insert itself: bench/RESULTS.md, "Pipeline end to end").
+//  than the insert itself: bench/RESULTS.md, "Pipeline end to end"). The
+//  arrays are unnested side by side in a select list, which streams the
+//  rows (unnest in FROM first copies every row into a tuplestore).
 static const char *s_insert_unnest =
     "INSERT INTO clicks (click_id, event_id, owner_id, pool_id, bot_id, pixel_id, clicked_at, "
     "ip, user_agent, url, referer, fbclid, fbc, fbp, utm_source, utm_medium, utm_campaign, "
     "utm_content, utm_term, utm, source) "
     "SELECT c0, c1, c2, c3, c4, c5, timestamptz 'epoch' + c6 * interval '1 millisecond', "
     "c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20 "
-    "FROM unnest ($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
-    "$6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], "
-    "$12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], "
-    "$18::text[], $19::text[], $20::jsonb[], $21::text[]) "
-    "AS u (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, "
-    "c18, c19, c20) ON CONFLICT DO NOTHING";
+    "FROM (SELECT unnest ($1::text[]) c0, unnest ($2::text[]) c1, unnest ($3::bigint[]) c2, "
+    "unnest ($4::bigint[]) c3, unnest ($5::bigint[]) c4, unnest ($6::text[]) c5, "
+    "unnest ($7::bigint[]) c6, unnest ($8::text[]) c7, unnest ($9::text[]) c8, "
+    "unnest ($10::text[]) c9, unnest ($11::text[]) c10, unnest ($12::text[]) c11, "
+    "unnest ($13::text[]) c12, unnest ($14::text[]) c13, unnest ($15::text[]) c14, "
+    "unnest ($16::text[]) c15, unnest ($17::text[]) c16, unnest ($18::text[]) c17, "
+    "unnest ($19::text[]) c18, unnest ($20::jsonb[]) c19, unnest ($21::text[]) c20) u "
+    "ON CONFLICT DO NOTHING";
 
 //  The chat events' batch INSERT (funnel_events), same shape as the clicks'.
 static const char *s_insert_chat =
@@ -126,10 +131,12 @@ static const char *s_insert_chat =
     "source) "
     "SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
     "timestamptz 'epoch' + c14 * interval '1 millisecond', c15 "
-    "FROM unnest ($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
-    "$6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], "
-    "$12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::text[]) "
-    "AS u (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15) "
+    "FROM (SELECT unnest ($1::text[]) c0, unnest ($2::text[]) c1, unnest ($3::bigint[]) c2, "
+    "unnest ($4::bigint[]) c3, unnest ($5::bigint[]) c4, unnest ($6::text[]) c5, "
+    "unnest ($7::text[]) c6, unnest ($8::bigint[]) c7, unnest ($9::bigint[]) c8, "
+    "unnest ($10::text[]) c9, unnest ($11::text[]) c10, unnest ($12::bigint[]) c11, "
+    "unnest ($13::text[]) c12, unnest ($14::text[]) c13, unnest ($15::bigint[]) c14, "
+    "unnest ($16::text[]) c15) u "
     "ON CONFLICT (event_id) DO NOTHING";
 
 static const char *s_utm_columns[S_UTM_COLUMNS] = {"utm_source", "utm_medium", "utm_campaign",
@@ -685,7 +692,11 @@ static s_pg_result_t
 s_exec (rst_recorder_t *self, const char *sql, int n_params, const char *const *values,
         long *affected, char *why, size_t whylen)
 {
-    PGresult *res = PQexecParams (self->pg, sql, n_params, NULL, values, NULL, NULL, 0);
+    //  Prepared once per connection (named after SQL, a static string):
+    //  parsing and planning per batch cost PostgreSQL a tenth of its time.
+    char name[40];
+    snprintf (name, sizeof name, "rst_recorder_%p", (const void *) sql);
+    PGresult *res = rst_db_exec_prepared (self->pg, name, sql, n_params, NULL, values, NULL, NULL);
     s_pg_result_t result;
     if (res && PQresultStatus (res) == PGRES_COMMAND_OK) {
         *affected = atol (PQcmdTuples (res));
