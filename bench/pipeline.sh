@@ -53,7 +53,7 @@ options:
   --lat-duration S      latency run seconds (default 30)
   --fake-rate R         phase A throughput run rate, 0 = skip (default 10000)
   --drain-max S         longest wait for the drain of one run (default 240)
-  --threads N           RASTRO_HTTP_THREADS (default 2)
+  --threads N           RASTRO_HTTP_THREADS (default: half the cores, as the front)
   --no-build            use build-release/ as it is
   --no-record           do not append to bench/RESULTS.md
   --keep                keep the temporary directory (logs, h2load logs)
@@ -66,7 +66,7 @@ EOF
 
 # ---------------------------------------------------------------- options
 DURATION=20 RATES="5000 10000 20000" CLIENTS=64 LAT_RATE=1000 LAT_DURATION=30 FAKE_RATE=10000
-DRAIN_MAX=240 THREADS=2 BUILD=1 RECORD=1 KEEP=0
+DRAIN_MAX=240 THREADS=$(( $(nproc) > 1 ? $(nproc) / 2 : 1 )) BUILD=1 RECORD=1 KEEP=0
 CMDLINE="bench/pipeline.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case "$1" in

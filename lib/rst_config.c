@@ -167,8 +167,12 @@ rst_config_load (rst_config_t *self, char *err, size_t errlen)
 {
     memset (self, 0, sizeof *self);
     self->http_port = 8080;
+    //  Half the cores: on one host the front shares them with the recorder,
+    //  PostgreSQL and the Meta path, and one loop per core measured slower
+    //  end to end there (bench/RESULTS.md, "front threads"). A host that
+    //  runs only fronts sets RASTRO_HTTP_THREADS to its cores.
     long cores = sysconf (_SC_NPROCESSORS_ONLN);
-    self->http_threads = cores > 0 ? (int) cores : 1;
+    self->http_threads = cores > 1 ? (int) (cores / 2) : 1;
     self->pg_port = RST_PG_DEFAULT_PORT;
     s_copy (self->telegram_api_url, sizeof self->telegram_api_url, "https://api.telegram.org");
     s_copy (self->meta_graph_url, sizeof self->meta_graph_url, "https://graph.facebook.com");

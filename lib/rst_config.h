@@ -45,7 +45,7 @@ typedef struct {
     char pg_socket_dir[PATH_MAX];       //  private cluster: socket directory
     int pg_port;                        //  private cluster: port number of the socket file
     int http_port;                      //  front's listening port
-    int http_threads;                   //  front's event loops
+    int http_threads;                   //  front's event loops (default: half the cores)
     char trusted_proxies[RST_URL_MAX];  //  raw list; parsed by rst_netaddr
     char telegram_api_url[RST_URL_MAX]; //  base URL of the Bot API (no trailing slash)
     char meta_graph_url[RST_URL_MAX];   //  base URL of the Graph API (no trailing slash)

@@ -34,7 +34,7 @@ main (int argc, char **argv)
         "notices: mercadopago, pushinpay, syncpay), both authenticated and fsynced into the\n"
         "inbox journal before the 200, then handed to the bots node; /healthz and /metrics;\n"
         "on RASTRO_HTTP_PORT (default 8080) with RASTRO_HTTP_THREADS event loops (default:\n"
-        "one per core). The dashboard's JSON API under /api/v1 (RASTRO_API_THREADS workers)\n"
+        "half the cores). The dashboard's JSON API under /api/v1 (RASTRO_API_THREADS workers)\n"
         "and its static files at / (RASTRO_WEB_DIR).\n\n"
         "  --list-routes    print every API route as \"METHOD PATTERN FLAGS\" and exit\n"
         "                   (FLAGS: public, session, or session,csrf)",
