@@ -417,11 +417,12 @@ s_key_ok (rst_str_t id)
     return id.ptr && id.len > 0 && id.len <= RST_SPOOL_KEY_MAX;
 }
 
-//  Writes a new batch: head HEAD (id assigned here) with the N items ITEMS
-//  (pointers), and points their pending entries at it.
+//  Writes a new batch: head HEAD (id assigned here: self->next_id) with the N
+//  items ITEMS (pointers), and, when SET_PENDING, points their pending
+//  entries at it (rst_spool_add has done that already).
 static int
 s_write_batch (rst_spool_t *self, MDB_txn *txn, rst_spool_head_t *head,
-               const rst_batch_item_t *const *items, size_t n)
+               const rst_batch_item_t *const *items, size_t n, int set_pending)
 {
     size_t need = 1;
     for (size_t i = 0; i < n; i++)
@@ -443,7 +444,7 @@ s_write_batch (rst_spool_t *self, MDB_txn *txn, rst_spool_head_t *head,
     int rc = mdb_put (txn, self->events, &k, &v, 0);
     if (!rc)
         rc = s_put_head (self, txn, head);
-    for (size_t i = 0; !rc && i < n; i++) {
+    for (size_t i = 0; set_pending && !rc && i < n; i++) {
         MDB_val ek = {items[i]->event_id.len, (void *) items[i]->event_id.ptr};
         MDB_val ev = {8, key};
         rc = mdb_put (txn, self->pending, &ek, &ev, 0);
@@ -537,6 +538,11 @@ s_add_op (rst_spool_t *self, MDB_txn *txn, void *arg)
             a->kept = p;
             a->kept_cap = batch->count;
         }
+        //  The batch's id once written (s_write_batch): its kept events point
+        //  at it in `pending` at once, so that a second copy of an event in
+        //  the same batch is found there like any other duplicate.
+        unsigned char id_key[8];
+        s_be64 (id_key, self->next_id);
         size_t n = 0;
         for (size_t i = 0; i < batch->count; i++, v++) {
             const rst_batch_item_t *it = &batch->items[i];
@@ -554,14 +560,6 @@ s_add_op (rst_spool_t *self, MDB_txn *txn, void *arg)
             }
             if (rc != MDB_NOTFOUND)
                 return rc;
-            int in_this = 0;
-            for (size_t j = 0; j < n && !in_this; j++)
-                in_this = a->kept[j]->event_id.len == it->event_id.len
-                          && !memcmp (a->kept[j]->event_id.ptr, it->event_id.ptr, it->event_id.len);
-            if (in_this) {
-                a->verdicts[v] = RST_SPOOL_DUP_BATCH;
-                continue;
-            }
             rc = mdb_get (txn, self->done, &k, &val);
             if (!rc) {
                 int dead = val.mv_size == 9 && ((unsigned char *) val.mv_data)[8] == S_KIND_DEAD;
@@ -576,6 +574,9 @@ s_add_op (rst_spool_t *self, MDB_txn *txn, void *arg)
                     return rc;
             }
             else if (rc != MDB_NOTFOUND)
+                return rc;
+            MDB_val id_val = {8, id_key};
+            if ((rc = mdb_put (txn, self->pending, &k, &id_val, 0)))
                 return rc;
             a->verdicts[v] = RST_SPOOL_KEPT;
             a->kept[n++] = it;
@@ -592,7 +593,7 @@ s_add_op (rst_spool_t *self, MDB_txn *txn, void *arg)
         head.state = RST_SPOOL_PENDING;
         head.created_ms = a->now_ms;
         head.batched_ms = batch->created_ms;
-        int rc = s_write_batch (self, txn, &head, a->kept, n);
+        int rc = s_write_batch (self, txn, &head, a->kept, n, 0);
         if (rc)
             return rc;
         a->ids[b] = head.id;
@@ -812,7 +813,7 @@ s_split_op (rst_spool_t *self, MDB_txn *txn, void *arg)
         head.attempts = 0;
         head.next_ms = 0;
         memset (&head.dead, 0, sizeof head.dead);
-        rc = s_write_batch (self, txn, &head, side, n);
+        rc = s_write_batch (self, txn, &head, side, n, 1);
         s->ids[p] = head.id;
     }
     free (side);
