@@ -2,6 +2,7 @@
 """h2load_stats — latency percentiles from an h2load --log-file.
 
 Usage: bench/h2load_stats.py LOGFILE [--period-us P]
+       bench/h2load_stats.py --summary OUTFILE
 
 h2load writes one tab-separated line per request: start time (µs since the
 epoch), HTTP status (-1 = failed stream), µs until the end of the response.
@@ -22,7 +23,14 @@ Prints shell-evaluable KEY=VALUE lines:
             the client's period its next request leaves late, and that wait
             is not in the measured latency (coordinated omission). A small
             late_pct means the open-loop figures hide (almost) nothing.
+
+With --summary, reads h2load's own report (its standard output) instead of
+a log file and prints n, n3xx, nbad and span_s (the run's duration as h2load
+reports it). For runs where only the counts matter: h2load's --log-file
+costs it a write per request, CPU that the machine under test then lacks.
 """
+
+import re
 
 import math
 import sys
@@ -35,10 +43,31 @@ def pct(sorted_vals, p):
     return sorted_vals[k]
 
 
+def summary(path):
+    with open(path) as f:
+        text = f.read()
+    fin = re.search(r"^finished in ([0-9.]+)(m?s),", text, re.M)
+    req = re.search(r"^requests: (\d+) total", text, re.M)
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    if not (fin and req and codes):
+        print("h2load_stats: %s is not an h2load report" % path, file=sys.stderr)
+        return 1
+    span = float(fin.group(1)) / (1000.0 if fin.group(2) == "ms" else 1.0)
+    n = int(req.group(1))
+    n3xx = int(codes.group(2))
+    print("n=%d" % n)
+    print("n3xx=%d" % n3xx)
+    print("nbad=%d" % (n - n3xx))
+    print("span_s=%.3f" % span)
+    return 0
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0 if len(argv) >= 2 else 2
+    if argv[1] == "--summary":
+        return summary(argv[2]) if len(argv) == 3 else 2
     period = None
     if len(argv) >= 4 and argv[2] == "--period-us":
         period = float(argv[3])
