@@ -279,6 +279,11 @@ eq("leads: a full last page has no next cursor", None, b["next_cursor"])
 eq("leads bot 12", [103, 102, 107], [i["id"] for i in get("/leads?bot=12")["items"]])
 eq("leads pool 22", [105, 103, 107], [i["id"] for i in get("/leads?pool=22")["items"]])
 eq("leads organic", [104], [i["id"] for i in get("/leads?pool=0")["items"]])
+# Every filter at once (each combination is its own prepared statement).
+b = get("/leads?bot=12&pool=22&limit=1")
+eq("leads bot 12 pool 22, page 1", [103], [i["id"] for i in b["items"]])
+eq("leads bot 12 pool 22, page 2", [107],
+   [i["id"] for i in get("/leads?bot=12&pool=22&limit=1&cursor=" + b["next_cursor"])["items"]])
 eq("lead item", {"id": 101, "bot_id": 11, "bot_username": "ana_bot_one", "pool_id": 21,
                  "first_name": "Lia", "username": "lia", "utm_source": "fb", "utm_campaign": "camp1",
                  "created_at": "2026-03-10T12:00:00Z", "paid": True},
@@ -294,6 +299,11 @@ eq("payments", [202, 201, 203], [p["id"] for p in get("/payments")["items"]])
 eq("payments paid", [201], [p["id"] for p in get("/payments?status=paid")["items"]])
 eq("payments pool 22", [202], [p["id"] for p in get("/payments?pool=22")["items"]])
 eq("payments bot 11", [201, 203], [p["id"] for p in get("/payments?bot=11")["items"]])
+b = get("/payments?bot=11&limit=1")
+eq("payments bot 11, page 2", [203],
+   [p["id"] for p in get("/payments?bot=11&limit=1&cursor=" + b["next_cursor"])["items"]])
+eq("payments bot 11 paid, after the first", [],
+   [p["id"] for p in get("/payments?bot=11&status=paid&limit=1&cursor=" + b["next_cursor"])["items"]])
 b = get("/payments?limit=2")
 eq("payments page 1", [202, 201], [p["id"] for p in b["items"]])
 eq("payments page 2", [203], [p["id"] for p in get("/payments?limit=2&cursor=" + b["next_cursor"])["items"]])

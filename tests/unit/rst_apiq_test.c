@@ -16,7 +16,8 @@
     31-day cap and /leads are called
     directly and their JSON checked, including 404 for the other seller's
     bot and 400 for bad parameters. (tests/integration/test_api_analytics.sh
-    checks every route over HTTP.)
+    checks every route over HTTP.) Last, rst_db_exec_prepared, which every
+    handler's statements go through.
 */
 #include "rst_apiq.h"
 #include "rst_db.h"
@@ -392,6 +393,36 @@ test_handlers (void **state)
     cJSON_Delete (j);
 }
 
+//  rst_db_exec_prepared (every analytics statement goes through it):
+//  prepared at the first call, reused after, prepared again on a connection
+//  that was reset; a bad statement comes back as PostgreSQL's error.
+static void
+test_prepared_statements (void **state)
+{
+    s_fixture_t *f = *state;
+    if (!f->pg)
+        skip ();
+    const char *sql = "SELECT $1::int + 1";
+    const char *one[] = {"41"};
+    for (int round = 0; round < 2; round++) {
+        PGresult *r = rst_db_exec_prepared (f->pg, "t_plus_one", sql, 1, NULL, one, NULL, NULL);
+        assert_int_equal (PQresultStatus (r), PGRES_TUPLES_OK);
+        assert_string_equal (PQgetvalue (r, 0, 0), "42");
+        PQclear (r);
+        r = PQexec (f->pg, "SELECT count(*) FROM pg_prepared_statements WHERE name = 't_plus_one'");
+        assert_string_equal (PQgetvalue (r, 0, 0), "1");
+        PQclear (r);
+        //  A new session has no prepared statements: the next round prepares again.
+        PQreset (f->pg);
+        assert_int_equal (PQstatus (f->pg), CONNECTION_OK);
+    }
+    PGresult *r = rst_db_exec_prepared (f->pg, "t_bad", "SELECT nope FROM nowhere", 0, NULL, NULL,
+                                        NULL, NULL);
+    assert_int_equal (PQresultStatus (r), PGRES_FATAL_ERROR);
+    assert_string_equal (PQresultErrorField (r, PG_DIAG_SQLSTATE), "42P01");
+    PQclear (r);
+}
+
 int
 main (void)
 {
@@ -401,6 +432,7 @@ main (void)
         cmocka_unit_test (test_dates),
         cmocka_unit_test (test_cursor),
         cmocka_unit_test_setup_teardown (test_handlers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_prepared_statements, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
