@@ -314,7 +314,7 @@ run() {
   declare -A k0
   for n in $CPU_COLS; do k0[$n]=$(ticks ${NPID[$n]}); done
   # 1-s samples of the events accepted (for the load-window and peak rates)
-  ( while :; do echo "$(now) $(curl -sf "$META_URL/_fake/stats" | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')"; sleep 1; done ) >"$dir/samples" 2>/dev/null &
+  $PSTATS sample "$META_URL/_fake/stats" >"$dir/samples" 2>/dev/null &
   PID_SAMPLER=$!
   local label clients groups
   if [ "$mode" = closed ]; then

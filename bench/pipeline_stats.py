@@ -22,7 +22,16 @@ Usage:
       (clicks never accepted), extra (accepted events without a click row),
       dups (event_ids accepted more than once), p50 p90 p99 p999 max
       (milliseconds, nearest rank; first acceptance of each event_id).
+  pipeline_stats.py sample STATS_URL
+      once a second until killed, prints "unix_time events" (the "events"
+      count of the Meta stand-in's GET /_fake/stats; empty when it did not
+      answer), flushed per line. One process on one keep-alive connection:
+      a shell loop of date + curl + grep costs the machine under test
+      several process starts a second.
 """
+import http.client
+import time
+import urllib.parse
 import json
 import math
 import re
@@ -109,6 +118,29 @@ def cmd_join(events_path, clicks_path):
         print("%s=%s" % (name, pct(p)))
 
 
+def cmd_sample(url):
+    u = urllib.parse.urlsplit(url)
+    path = u.path + ("?" + u.query if u.query else "")
+    conn = None
+    while True:
+        now = time.time()
+        events = ""
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            if r.status == 200:
+                events = str(json.loads(body)["events"])
+        except (OSError, ValueError, KeyError, http.client.HTTPException):
+            if conn is not None:
+                conn.close()
+            conn = None
+        print("%.3f %s" % (now, events), flush=True)
+        time.sleep(max(0.0, 1.0 - (time.time() - now)))
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -120,6 +152,8 @@ def main(argv):
         cmd_hist(*args)
     elif cmd == "join" and len(args) == 2:
         cmd_join(*args)
+    elif cmd == "sample" and len(args) == 1:
+        cmd_sample(*args)
     else:
         print(__doc__, file=sys.stderr)
         return 2
